@@ -68,6 +68,10 @@ func (c Class) String() string {
 	return "unknown"
 }
 
+// A Classifier tells what an attempt's outcome means. [Classify] is the
+// default; wrap it to handle a gateway's own signals.
+type Classifier func(resp *http.Response, err error) Class
+
 // Classify tells what an attempt's outcome means. See llm-wire §5.2.
 func Classify(resp *http.Response, err error) Class {
 	panic("TODO")

@@ -55,3 +55,17 @@ func ParseLimits(h http.Header, now time.Time) Limits {
 func ParseRetryAfter(h http.Header, now time.Time) (time.Duration, bool) {
 	panic("TODO")
 }
+
+// ParseShouldRetry reads the x-should-retry header the official SDKs honour:
+// set reports whether it holds "true" or "false"; anything else is unset.
+func ParseShouldRetry(h http.Header) (retry, set bool) {
+	panic("TODO")
+}
+
+// ServerDelay returns the wait the server asks for, in the order of llm-wire
+// §5.3: retry-after-ms, retry-after, the IETF RateLimit field's t for an
+// exhausted quota, then the reset of an exhausted bucket in the provider's
+// rate-limit headers. It reports false when the response gives no hint.
+func ServerDelay(h http.Header, now time.Time) (time.Duration, bool) {
+	panic("TODO")
+}
