@@ -21,8 +21,11 @@ import (
 //     up to the millisecond ("6m0s", "12ms", "0s").
 //
 // A remainder is never negative (a bucket in debt reports 0). Limits that
-// are off send no header.
+// are off send no header. Date is stamped at the same instant, as a real
+// server writes it with the headers: a client that measures resets from Date
+// (to cancel clock skew) must not see them shifted by the generation time.
 func (h *Handler) setLimitHeaders(hd http.Header, p *partition, now time.Time) {
+	hd.Set("Date", now.UTC().Format(http.TimeFormat))
 	if p.provider == Anthropic {
 		rnd := h.cfg.TokenRounding
 		if rnd == 0 {

@@ -152,3 +152,22 @@ func TestFingerprintMatchesLlmhttp(t *testing.T) {
 		}
 	}
 }
+
+// TestDateStampedWithLimitHeaders checks that Date is the instant the
+// rate-limit headers were computed, after the simulated generation time: a
+// client correcting for clock skew measures resets from Date.
+func TestDateStampedWithLimitHeaders(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := llmhttptest.NewHandler(llmhttptest.Config{Output: fixedOutput(100), Latency: 5 * time.Second})
+		resp, b := do(t, h.Transport(), msgs, "k", anthropicReq("claude-test", 1024, chars(1000), false))
+		wantStatus(t, resp, b, 200)
+		wantHeader(t, resp, "date", "Sat, 01 Jan 2000 00:00:05 GMT")
+		lim := llmhttp.ParseLimits(resp.Header, time.Now())
+		// 100 output tokens charged at completion refill at 8000/min in
+		// 0.75 s, rounded up to the second: 00:00:06. Had Date said 00:00:00,
+		// the parser would take the 5 s gap for clock skew and say 00:00:11.
+		if got, want := lim.OutputTokens.Reset, time.Now().Add(time.Second); !got.Equal(want) {
+			t.Errorf("output reset = %v, want %v", got, want)
+		}
+	})
+}
