@@ -4,10 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // Provider is the API dialect of a request, which decides the shape of local
@@ -90,8 +91,30 @@ type requestInfo struct {
 	// maxTokens is max_tokens / max_completion_tokens / max_output_tokens;
 	// 0 when absent.
 	maxTokens int64
-	// inputTokens is the estimated input tokens of the body's text.
+	// inputTokens is the estimated input tokens of the body's text: text
+	// characters / 4, plus a flat cost per base64 attachment (see
+	// describeBody).
 	inputTokens int64
+
+	// pacer is what the pacer remembers about the request across its
+	// attempts (the retry layer sends every attempt with the same context).
+	// It is guarded by the lock of the request's pacer partition.
+	pacer pacerMemo
+}
+
+// pacerMemo is the pacer's per-request memory, kept in requestInfo so that a
+// retried attempt keeps its place in the queue and is not made to wait
+// twice for the same closed gate.
+type pacerMemo struct {
+	// seq is the request's arrival number in the pacer's queue order; 0
+	// until its first attempt reaches the pacer.
+	seq uint64
+	// ticket is when the gate that this request's own answer closed opens
+	// again: an attempt arriving after it skips the staggered release.
+	ticket time.Time
+	// est and hasEst are the request's estimate, computed once.
+	est    Estimate
+	hasEst bool
 }
 
 type infoKey struct{}
@@ -117,28 +140,163 @@ func DefaultPartition(req *http.Request) Partition { return infoOf(req).partitio
 // describe computes req's requestInfo. The body is read through GetBody, so
 // req.Body is untouched; a request without GetBody is described from its
 // headers and URL alone.
+//
+// Reading the body is cheap: when GetBody returns an in-memory reader (as
+// http.NewRequest and both official SDKs arrange: a bytes.Reader behind
+// io.NopCloser), its WriteTo hands the whole body over in one call and the
+// body is scanned in place, without a copy. Other readers are copied into a
+// pooled buffer of at most describeReadMax bytes; the text of a longer body
+// is extrapolated from its ContentLength. The scan ([scanBody]) jumps from
+// quote to quote with bytes.IndexByte and decodes nothing but the top-level
+// "model", "stream" and max-token fields.
 func describe(req *http.Request) *requestInfo {
 	info := &requestInfo{provider: DetectProvider(req)}
-	info.partition.Host = req.URL.Scheme + "://" + req.URL.Host
+	if req.URL != nil {
+		info.partition.Host = req.URL.Scheme + "://" + req.URL.Host
+	}
 	info.partition.Credential = Fingerprint(credential(req))
 	if req.GetBody != nil && req.Body != nil && req.Body != http.NoBody {
-		if rc, err := req.GetBody(); err == nil {
-			b, _ := io.ReadAll(io.LimitReader(rc, 8<<20))
-			rc.Close()
-			var body struct {
-				Model               string `json:"model"`
-				Stream              bool   `json:"stream"`
-				MaxTokens           int64  `json:"max_tokens"`
-				MaxCompletionTokens int64  `json:"max_completion_tokens"`
-				MaxOutputTokens     int64  `json:"max_output_tokens"`
-			}
-			if json.Unmarshal(b, &body) == nil {
-				info.partition.Model = body.Model
-				info.stream = body.Stream
-				info.maxTokens = max(body.MaxTokens, body.MaxCompletionTokens, body.MaxOutputTokens)
-			}
-			info.inputTokens = int64(len(b)) / 4
+		if s, ok := describeBody(req); ok {
+			info.partition.Model = s.model
+			info.stream = s.stream
+			info.maxTokens = s.maxTokens
+			info.inputTokens = s.inputTokens()
 		}
 	}
+	if info.partition.Model == "" && req.URL != nil {
+		info.partition.Model = azureDeployment(req.URL.Path)
+	}
 	return info
+}
+
+// azureDeployment returns the deployment name of an Azure OpenAI path
+// (".../openai/deployments/{name}/chat/completions"), or "".
+func azureDeployment(path string) string {
+	const marker = "/deployments/"
+	i := strings.Index(path, marker)
+	if i < 0 {
+		return ""
+	}
+	rest := path[i+len(marker):]
+	if j := strings.IndexByte(rest, '/'); j >= 0 {
+		rest = rest[:j]
+	}
+	return rest
+}
+
+// describeReadMax bounds how much of a body that is not in memory describe
+// copies.
+const describeReadMax = 1 << 20
+
+// describeBody scans the body of req, read through GetBody.
+func describeBody(req *http.Request) (bodyScan, bool) {
+	rc, err := req.GetBody()
+	if err != nil || rc == nil {
+		return bodyScan{}, false
+	}
+	defer rc.Close()
+	c := getCollector()
+	defer putCollector(c)
+	if wt, ok := rc.(io.WriterTo); ok {
+		_, err = wt.WriteTo(c)
+	} else {
+		_, err = c.readFrom(rc)
+	}
+	if c.done {
+		return c.scan, true
+	}
+	if err != nil && !errors.Is(err, errCollectorFull) {
+		return bodyScan{}, false
+	}
+	s := scanBody(c.buf)
+	if c.full && req.ContentLength > int64(len(c.buf)) && len(c.buf) > 0 {
+		// Only the start was read: extrapolate its text to the whole body.
+		s.textBytes = int64(float64(s.textBytes) * float64(req.ContentLength) / float64(len(c.buf)))
+	}
+	return s, true
+}
+
+// errCollectorFull stops a WriteTo or a copy once describeReadMax bytes are
+// in.
+var errCollectorFull = errors.New("llmhttp: request body larger than the describe buffer")
+
+// bodyCollector receives a request body for describe. A body written in one
+// piece (bytes.Reader.WriteTo) is scanned in place; anything else is copied
+// into buf, at most describeReadMax bytes.
+type bodyCollector struct {
+	buf  []byte
+	scan bodyScan
+	done bool // scan holds the scan of a complete body
+	full bool // buf reached describeReadMax and the rest was dropped
+}
+
+// Write implements io.Writer.
+func (c *bodyCollector) Write(p []byte) (int, error) {
+	if c.done {
+		return len(p), nil // bytes after a complete object: ignored
+	}
+	if len(c.buf) == 0 {
+		if s := scanBody(p); s.complete {
+			c.scan, c.done = s, true
+			return len(p), nil
+		}
+	}
+	room := describeReadMax - len(c.buf)
+	if len(p) > room {
+		c.buf = append(c.buf, p[:room]...)
+		c.full = true
+		return room, errCollectorFull
+	}
+	c.buf = append(c.buf, p...)
+	return len(p), nil
+}
+
+// WriteString implements io.StringWriter, so that strings.Reader.WriteTo
+// does not convert the whole body to a new byte slice.
+func (c *bodyCollector) WriteString(s string) (int, error) {
+	if c.done {
+		return len(s), nil
+	}
+	room := describeReadMax - len(c.buf)
+	if len(s) > room {
+		c.buf = append(c.buf, s[:room]...)
+		c.full = true
+		return room, errCollectorFull
+	}
+	c.buf = append(c.buf, s...)
+	return len(s), nil
+}
+
+// readFrom copies r into c.buf, at most describeReadMax bytes. Like bufio,
+// it gives up with io.ErrNoProgress on a Reader that keeps returning
+// nothing and no error.
+func (c *bodyCollector) readFrom(r io.Reader) (int64, error) {
+	var n int64
+	for empty := 0; ; {
+		if len(c.buf) >= describeReadMax {
+			c.full = true
+			return n, errCollectorFull
+		}
+		if len(c.buf) == cap(c.buf) {
+			c.buf = append(c.buf, 0)[:len(c.buf)]
+		}
+		end := min(cap(c.buf), describeReadMax)
+		m, err := r.Read(c.buf[len(c.buf):end])
+		if m < 0 || m > end-len(c.buf) {
+			return n, io.ErrNoProgress
+		}
+		c.buf = c.buf[:len(c.buf)+m]
+		n += int64(m)
+		if m > 0 {
+			empty = 0
+		} else if empty++; empty >= 100 {
+			return n, io.ErrNoProgress
+		}
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+	}
 }

@@ -1,0 +1,224 @@
+package llmhttp
+
+import (
+	"bytes"
+	"io"
+	"sync"
+	"time"
+)
+
+// usageWindow is how much of the start and of the end of a response body
+// the pacer keeps to find its usage: Anthropic's message_start event and
+// both providers' JSON bodies put it near the start or the end.
+const usageWindow = 1024
+
+// pacerBody wraps a successful response's body. It keeps the first and the
+// last usageWindow bytes read; at EOF it reads the usage the body reports
+// (output and input tokens) and teaches it to the partition; and for a
+// streamed response it settles the request's flight when the body ends or
+// is closed, whichever comes first.
+//
+// Read must not be called concurrently with itself, as for any body; Close
+// may be called concurrently with Read, and closes the body once.
+type pacerBody struct {
+	rc   io.ReadCloser
+	pp   *pacerPart
+	f    *pflight
+	open bool // the flight is still open (a stream)
+
+	mu       sync.Mutex
+	win      *usageWin // from usageWinPool; nil before the first byte and after finish
+	total    int64
+	finished bool
+	closed   bool
+	cerr     error
+}
+
+// usageWin holds the first and the last usageWindow bytes of a body.
+type usageWin struct {
+	head, tail   [usageWindow]byte
+	nhead, ntail int
+}
+
+// usageWinPool recycles the windows of finished bodies (a cache, not state).
+var usageWinPool = sync.Pool{New: func() any { return new(usageWin) }}
+
+// Read implements io.Reader.
+func (b *pacerBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if n > 0 {
+		b.mu.Lock()
+		if !b.finished {
+			b.record(p[:n])
+		}
+		b.mu.Unlock()
+	}
+	if err == io.EOF {
+		b.finish(true)
+	}
+	return n, err
+}
+
+// Close implements io.Closer.
+func (b *pacerBody) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		err := b.cerr
+		b.mu.Unlock()
+		return err
+	}
+	b.closed = true
+	b.mu.Unlock()
+	err := b.rc.Close()
+	b.mu.Lock()
+	b.cerr = err
+	b.mu.Unlock()
+	b.finish(false)
+	return err
+}
+
+// record keeps p's bytes in the head and tail windows.
+func (b *pacerBody) record(p []byte) {
+	if b.win == nil {
+		b.win = usageWinPool.Get().(*usageWin)
+		b.win.nhead, b.win.ntail = 0, 0
+	}
+	w := b.win
+	b.total += int64(len(p))
+	if w.nhead < usageWindow {
+		w.nhead += copy(w.head[w.nhead:], p)
+	}
+	if len(p) >= usageWindow {
+		w.ntail = copy(w.tail[:], p[len(p)-usageWindow:])
+		return
+	}
+	keep := min(w.ntail, usageWindow-len(p))
+	copy(w.tail[:keep], w.tail[w.ntail-keep:w.ntail])
+	w.ntail = keep + copy(w.tail[keep:], p)
+}
+
+// finish settles what the body's end settles, once: the usage (at EOF
+// only: a body closed early may hold a partial count) and the flight of a
+// stream.
+func (b *pacerBody) finish(eof bool) {
+	b.mu.Lock()
+	if b.finished {
+		b.mu.Unlock()
+		return
+	}
+	b.finished = true
+	u := usage{output: -1, input: -1}
+	if w := b.win; w != nil {
+		if eof {
+			u = w.usage(b.total)
+		}
+		b.win = nil
+		usageWinPool.Put(w)
+	}
+	b.mu.Unlock()
+	b.pp.bodyDone(b.f, b.open, u)
+}
+
+// usage is what a response body reports of its token counts; -1 when it
+// does not say.
+type usage struct{ output, input int64 }
+
+// usage finds the token counts of a body of total bytes in the windows:
+// the last output count (a stream's final message_delta is cumulative),
+// the first input count (Anthropic's message_start comes first), plus
+// Anthropic's cache writes, which count toward its input limit. Cache reads
+// do not.
+func (w *usageWin) usage(total int64) usage {
+	var first, last usageScan
+	first.scan(w.head[:w.nhead])
+	if total > usageWindow {
+		last.scan(w.tail[:w.ntail])
+	} else {
+		last = first
+	}
+	u := usage{output: last.output, input: first.input}
+	if u.input < 0 {
+		u.input = last.input
+	}
+	if u.input >= 0 && first.cacheWrite > 0 {
+		u.input += first.cacheWrite
+	}
+	return u
+}
+
+// usageScan is what one pass over a window found: the last output count,
+// the first input and cache-write counts; -1 when absent.
+type usageScan struct{ output, input, cacheWrite int64 }
+
+// scan finds every `…_tokens": n` in b, in one pass.
+func (s *usageScan) scan(b []byte) {
+	s.output, s.input, s.cacheWrite = -1, -1, -1
+	const suffix = `_tokens"`
+	for i := 0; i < len(b); {
+		j := bytes.Index(b[i:], []byte(suffix))
+		if j < 0 {
+			return
+		}
+		keyEnd := i + j + len(suffix) - 1 // the closing quote
+		q := bytes.LastIndexByte(b[i:i+j], '"')
+		start := i
+		i = keyEnd + 1
+		if q < 0 {
+			continue
+		}
+		v, ok := countAt(b[i:])
+		if !ok {
+			continue
+		}
+		switch string(b[start+q+1 : keyEnd]) {
+		case "output_tokens", "completion_tokens":
+			s.output = v
+		case "input_tokens", "prompt_tokens":
+			if s.input < 0 {
+				s.input = v
+			}
+		case "cache_creation_input_tokens":
+			if s.cacheWrite < 0 {
+				s.cacheWrite = v
+			}
+		}
+	}
+}
+
+// countAt parses `: 123` at the start of b.
+func countAt(b []byte) (int64, bool) {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != ':' {
+		return 0, false
+	}
+	i = skipSpace(b, i+1)
+	var v int64
+	n := 0
+	for ; i < len(b) && b[i] >= '0' && b[i] <= '9' && n < 18; i++ {
+		v = v*10 + int64(b[i]-'0')
+		n++
+	}
+	return v, n > 0
+}
+
+// bodyDone learns a response body's usage and, for a stream, settles its
+// flight.
+func (pp *pacerPart) bodyDone(f *pflight, open bool, u usage) {
+	if !open && u.output < 0 && u.input < 0 {
+		return
+	}
+	pp.mu.Lock()
+	if u.output >= 0 {
+		pp.learn.observeOutput(u.output)
+	}
+	if u.input >= 0 {
+		pp.learn.observeInput(f.estInput, u.input)
+	}
+	if open {
+		pp.settle(time.Now(), f, true, u.output)
+		if h := pp.queue.head(); h != nil {
+			h.notify()
+		}
+	}
+	pp.mu.Unlock()
+}

@@ -1,0 +1,441 @@
+package llmhttp
+
+import (
+	"math"
+	"time"
+)
+
+// pdim is one rate-limit dimension the pacer keeps a bucket for.
+type pdim int
+
+const (
+	pdRequests pdim = iota
+	pdRequestsPerDay
+	pdTokens // combined tokens: OpenAI TPM, or Anthropic's tokens-* alone
+	pdInput
+	pdOutput
+	pdCount
+)
+
+// pdimNames are the dimensions' names in wait causes and stats.
+var pdimNames = [pdCount]string{"requests", "requests_per_day", "tokens", "input_tokens", "output_tokens"}
+
+// limitOf returns dimension d of l.
+func limitOf(l *Limits, d pdim) Limit {
+	switch d {
+	case pdRequests:
+		return l.Requests
+	case pdRequestsPerDay:
+		return l.RequestsPerDay
+	case pdTokens:
+		return l.Tokens
+	case pdInput:
+		return l.InputTokens
+	case pdOutput:
+		return l.OutputTokens
+	}
+	return Limit{}
+}
+
+// pcost is a request's cost in each dimension.
+type pcost [pdCount]float64
+
+func (c *pcost) add(o *pcost) {
+	for d := range c {
+		c[d] += o[d]
+	}
+}
+
+// Bucket tuning.
+const (
+	// upGain is the share of the difference believed when the server
+	// reports more than the pacer thinks is left: a higher report may be
+	// stale, and other clients on the same key read it too.
+	upGain = 0.5
+	// firstGain is the share of a bucket's first report believed: every
+	// client of a shared key starting together reads a full bucket.
+	firstGain = 0.25
+	// foreignWindow is the shortest time over which other clients'
+	// consumption is measured (reports closer together say little: their
+	// rounding dwarfs what was consumed between them); foreignSmooth the
+	// time constant of the estimate.
+	foreignWindow = 5 * time.Second
+	foreignSmooth = 15 * time.Second
+	// foreignMaxWeight bounds the weight of one measurement in that
+	// estimate, which keeps the estimates of several clients reading each
+	// other's consumption from oscillating when reports are sparse.
+	foreignMaxWeight = 0.3
+	// foreignForget is how long the estimate holds without a measurement,
+	// and then the time constant of its fading.
+	foreignForget = 15 * time.Second
+	// contended is the foreign consumption, as a share of the rate, above
+	// which a bucket counts as contended by other clients.
+	contended = 0.15
+	// While a bucket is contended, a request waits for its cost plus a
+	// margin against what other clients take between two reports: one
+	// average request of this client (contentionRequests), or
+	// contentionMargin of the capacity, whichever is more.
+	contentionMargin   = 0.05
+	contentionRequests = 1
+	// lowWater is how low a contended bucket's report must be to cut this
+	// client's share.
+	lowWater = 0.25
+	// shareCut is the multiplicative decrease of the share; shareRise how
+	// long the additive increase takes to add the whole rate; cutSpacing
+	// the least time between two cuts (about one round trip).
+	shareCut   = 0.7
+	shareRise  = 60 * time.Second
+	cutSpacing = 2 * time.Second
+	// minShare is the least share of the refill rate the pacer keeps for
+	// itself, however much other clients seem to consume.
+	minShare = 1.0 / 16
+	// slackEpsilon absorbs float rounding when comparing a level with a
+	// cost, so a waiter woken at its computed time does not wait again for
+	// a billionth of a token.
+	slackEpsilon = 1e-6
+)
+
+// pbucket is one continuously refilling token bucket, like the provider's
+// own (Anthropic documents a token bucket "continuously replenished up to
+// your maximum limit"), kept in step with the server's reports.
+//
+// Why not golang.org/x/time/rate.Limiter here: its level cannot be set
+// (golang/go#68677 asks for exactly this, to follow
+// anthropic-ratelimit-*-remaining), refunds rely on an undocumented negative
+// n (golang/go#54082), a cost above the burst is an error rather than
+// clamped, SetLimitAt does not recompute reservations already taken, and
+// reservations are taken on credit in call order, which a priority queue
+// cannot reorder. The pacer's slow-down cap, which needs none of that, is a
+// rate.Limiter (see slowDown).
+//
+// The level advances lazily from the time of each call; it may go below
+// zero (what the server will charge for requests in flight). A bucket whose
+// capacity is 0 is unknown and never limits.
+type pbucket struct {
+	capacity float64       // tokens; 0: unknown
+	window   time.Duration // over which capacity refills
+	rate     float64       // refill, tokens per second
+	level    float64       // at last
+	last     time.Time
+
+	// synced reports that the level came from a server report at least
+	// once; until then it is an up-front limit's assumption.
+	synced bool
+
+	// fsig is the estimated consumption of other clients of the same
+	// bucket, in tokens per second, as of anchorAt (the start of the
+	// measurement under way); the bucket refills for this client at
+	// rate − fsig, when positive. It is measured as what the reports lost
+	// beyond what this client's own charges explain: shadow is the level
+	// the server's bucket would have without other clients — the last
+	// report, plus the full refill (capped at the capacity, as the server
+	// caps it), less this client's charges since — and lost the sum of
+	// shadow − report over the reports of the measurement.
+	fsig     float64
+	interval time.Duration // between measurements
+	anchorAt time.Time
+	lost     float64
+	shadow   float64
+	shadowAt time.Time
+
+	// share caps the refill while other clients contend for the bucket:
+	// an AIMD share of the rate, in tokens per second, as of shareAt; 0
+	// when not engaged. It is cut multiplicatively (shareCut) when a report
+	// shows a contended bucket below lowWater, or after a 429 the pacer did
+	// not expect, and rises additively by the whole rate every shareRise;
+	// once back at the rate it disengages. The same cut seen by every
+	// client, and the same rise, make the shares converge to equal ones
+	// (the TCP congestion-avoidance argument), where the foreign estimate
+	// alone would let whoever started first keep the bucket.
+	share   float64
+	shareAt time.Time
+	cutAt   time.Time
+
+	// avgTake is the average charge of this client's requests.
+	avgTake float64
+	// margin is how much more than a cost the bucket must hold before it
+	// is admitted: the uncertainty of a rounded report.
+	margin float64
+
+	// reported is the last report, for Stats.
+	reported Limit
+}
+
+// known reports whether the bucket limits anything.
+func (b *pbucket) known() bool { return b.capacity > 0 }
+
+// refill returns the rate at which the bucket refills for this client at
+// now: the limit's rate less other clients' consumption, never below
+// minShare of it, and at most the AIMD share while that is engaged.
+func (b *pbucket) refill(now time.Time) float64 {
+	r := max(b.rate-max(b.fsigAt(now), 0), b.rate*minShare)
+	if b.share > 0 {
+		sh := b.share + b.rate*max(now.Sub(b.shareAt).Seconds(), 0)/shareRise.Seconds()
+		if sh >= b.rate {
+			b.share = 0
+		} else {
+			r = min(r, sh)
+		}
+	}
+	return r
+}
+
+// fsigAt returns the estimate of other clients' consumption at t. Without
+// a measurement for foreignForget (beyond the measuring interval) it fades,
+// with that time constant: a client that sends nothing hears no reports,
+// and must not stay shut out after the others have stopped.
+func (b *pbucket) fsigAt(t time.Time) float64 {
+	f := b.fsig
+	if el := t.Sub(b.anchorAt) - foreignForget - b.interval; f > 0 && el > 0 {
+		f *= math.Exp(-el.Seconds() / foreignForget.Seconds())
+	}
+	return f
+}
+
+// isContended reports whether other clients were seen to drain the bucket.
+func (b *pbucket) isContended(now time.Time) bool { return b.fsigAt(now) > contended*b.rate }
+
+// rising reports whether the bucket's refill is below its rate and rising
+// (the AIMD share is engaged).
+func (b *pbucket) rising(now time.Time) bool {
+	b.refill(now)
+	return b.share > 0
+}
+
+// cut lowers the AIMD share to shareCut of the current refill, at most once
+// per cutSpacing.
+func (b *pbucket) cut(now time.Time) {
+	if !b.known() || now.Sub(b.cutAt) < cutSpacing {
+		return
+	}
+	b.advance(now)
+	b.share = max(b.refill(now)*shareCut, b.rate*minShare)
+	b.shareAt, b.cutAt = now, now
+}
+
+// advance refills the bucket up to now, at the refill rate of the start of
+// the interval (the share only rises, so this never overfills).
+func (b *pbucket) advance(now time.Time) {
+	if !b.known() {
+		return
+	}
+	if dt := now.Sub(b.last); dt > 0 {
+		b.level = min(b.capacity, b.level+dt.Seconds()*b.refill(b.last))
+		b.last = now
+	}
+}
+
+// wait returns how long from now until the bucket holds n tokens; n is
+// clamped to the capacity, so the wait is always finite.
+func (b *pbucket) wait(now time.Time, n float64) time.Duration {
+	if !b.known() || n <= 0 {
+		return 0
+	}
+	b.advance(now)
+	n += b.margin
+	if b.isContended(now) {
+		// Other clients drain this bucket between reports: keep a margin
+		// for what they may take before the next one.
+		n += max(contentionMargin*b.capacity, contentionRequests*b.avgTake)
+	}
+	return b.waitRaw(min(n, b.capacity))
+}
+
+// waitRaw is wait for an unclamped n (the sum of several costs), the bucket
+// advanced already.
+func (b *pbucket) waitRaw(n float64) time.Duration {
+	deficit := n - b.level
+	if deficit <= slackEpsilon*max(1, n) {
+		return 0
+	}
+	return secondsToDuration(deficit / b.refill(b.last))
+}
+
+// take debits n tokens (clamped to the capacity).
+func (b *pbucket) take(now time.Time, n float64) {
+	if !b.known() || n <= 0 {
+		return
+	}
+	b.advance(now)
+	n = min(n, b.capacity)
+	b.level -= n
+	b.advanceShadow(now)
+	b.shadow -= n
+	if b.avgTake == 0 {
+		b.avgTake = n
+	} else {
+		b.avgTake += 0.1 * (n - b.avgTake)
+	}
+}
+
+// give credits n tokens back, up to the capacity.
+func (b *pbucket) give(now time.Time, n float64) {
+	if !b.known() || n <= 0 {
+		return
+	}
+	b.advance(now)
+	b.level = min(b.capacity, b.level+n)
+	b.advanceShadow(now)
+	b.shadow = min(b.capacity, b.shadow+n)
+}
+
+// advanceShadow refills the shadow level (see fsig) up to now.
+func (b *pbucket) advanceShadow(now time.Time) {
+	if dt := now.Sub(b.shadowAt); dt > 0 {
+		b.shadow = min(b.capacity, b.shadow+dt.Seconds()*b.rate)
+		b.shadowAt = now
+	}
+}
+
+// shadowWait returns how long from now until the server's bucket, as the
+// shadow level predicts it, holds n tokens (clamped to the capacity).
+func (b *pbucket) shadowWait(now time.Time, n float64) time.Duration {
+	if !b.known() || n <= 0 {
+		return 0
+	}
+	b.advanceShadow(now)
+	deficit := min(n, b.capacity) - b.shadow
+	if deficit <= slackEpsilon*max(1, n) {
+		return 0
+	}
+	return secondsToDuration(deficit / b.rate)
+}
+
+// configure sets the capacity and refill from a limit of capacity limit
+// over window (0: a minute). A bucket seen for the first time starts full
+// when full is set (limits given up front), else empty: the first report
+// then fills it gradually, like any higher report, since other clients of
+// the key read that report too.
+func (b *pbucket) configure(now time.Time, limit int64, window time.Duration, full bool) {
+	if limit <= 0 {
+		return
+	}
+	if window <= 0 {
+		window = time.Minute
+	}
+	b.advance(now)
+	c := float64(limit)
+	if !b.known() {
+		b.level = 0
+		if full {
+			b.level = c
+		}
+		b.last = now
+		b.shadow, b.shadowAt = b.level, now
+	}
+	b.capacity = c
+	b.window = window
+	b.rate = c / window.Seconds()
+	b.level = min(b.level, c)
+}
+
+// sync resynchronises the bucket from a server report rep at now, minus
+// uncounted: the cost of this client's requests in flight that the report
+// cannot include yet. round is the granularity the provider may round
+// remaining to (1000 for Anthropic's token counts).
+//
+// The reported level is remaining, cross-checked with reset ("fully
+// replenished at"), which implies the level capacity − rate·(reset − now):
+// the lower of the two is believed, within the rounding of remaining, so an
+// exhausted bucket in debt (remaining 0, reset far off) is seen as the debt
+// it is. A report lower than the pacer's level wins at once; a higher one
+// is believed in part — by half (upGain), by a quarter the first time
+// (firstGain), and less for a client with a small share of a contended
+// bucket — because it may be stale and other clients of the key read it
+// too. What the reports show beyond this client's own charges is other
+// clients' consumption (fsig), which lowers this client's refill; when it
+// is large the bucket is contended: requests wait for a margin on top of
+// their cost, and the AIMD share (share) is cut when the bucket runs low.
+func (b *pbucket) sync(now time.Time, rep Limit, uncounted, round float64) {
+	b.reported = rep
+	window := rep.Window
+	if b.known() && rep.Exhausted() && window > b.window {
+		// An exhausted bucket whose reset is further than its window is in
+		// debt (output charged after the fact), not a longer window.
+		window = b.window
+	}
+	b.configure(now, rep.Limit, window, false)
+	if !b.known() || !rep.HasRemaining {
+		return
+	}
+	b.margin = 0
+	if round > 1 {
+		// A rounded remaining is known, through the reset, to a second of
+		// refill at best: wait for that much more than the cost.
+		b.margin = min(round/2, b.rate)
+	}
+	b.advance(now)
+	target := float64(rep.Remaining)
+	if !rep.Reset.IsZero() {
+		implied := b.capacity - b.rate*max(rep.Reset.Sub(now).Seconds(), 0)
+		if rep.Remaining <= 0 {
+			target = min(0, implied)
+		} else {
+			// Remaining may be rounded (Anthropic: to the thousand) and
+			// reset to the second; believe the lower, but not far below
+			// remaining, in case reset means something else (a fixed
+			// window's end).
+			slack := max(round, b.rate)
+			target = max(min(target, implied), target-slack)
+		}
+	}
+	target -= uncounted
+
+	b.measure(now, target, round)
+	if b.isContended(now) && target < lowWater*b.capacity {
+		b.cut(now)
+	}
+	switch {
+	case target < b.level:
+		b.level = target
+	default:
+		// Believe a higher report by half, and by less for a client whose
+		// share of a contended bucket is small: each client sharing the
+		// key reads the same report.
+		gain := upGain
+		if !b.synced {
+			gain = firstGain
+		}
+		b.level += gain * b.refill(now) / b.rate * (target - b.level)
+	}
+	b.synced = true
+}
+
+// measure updates the estimate of other clients' consumption from a report
+// of target at now: what the reports lost, over at least foreignWindow,
+// beyond what this client's own charges explain. The estimate is signed
+// (noise, such as Anthropic's rounding to the thousand, averages out
+// instead of piling up), and only its positive part slows the refill.
+func (b *pbucket) measure(now time.Time, target, round float64) {
+	b.advanceShadow(now)
+	if !b.synced {
+		b.shadow, b.anchorAt, b.lost = target, now, 0
+		return
+	}
+	b.lost += b.shadow - target
+	b.shadow = target
+	// Measure over at least foreignWindow, and long enough that the
+	// rounding of remaining is a tenth of the refill.
+	b.interval = max(foreignWindow, secondsToDuration(10*round/b.rate))
+	dt := now.Sub(b.anchorAt)
+	if dt < b.interval {
+		return
+	}
+	w := min(1-math.Exp(-dt.Seconds()/foreignSmooth.Seconds()), foreignMaxWeight)
+	f := b.fsigAt(now)
+	f += w * (b.lost/dt.Seconds() - f)
+	b.fsig = min(max(f, -b.rate), b.rate)
+	b.anchorAt, b.lost = now, 0
+}
+
+// secondsToDuration converts seconds to a Duration, rounding up and
+// saturating.
+func secondsToDuration(s float64) time.Duration {
+	if s <= 0 || math.IsNaN(s) {
+		return 0
+	}
+	if s >= float64(math.MaxInt64)/float64(time.Second) {
+		return math.MaxInt64
+	}
+	return time.Duration(math.Ceil(s * float64(time.Second)))
+}

@@ -1,0 +1,360 @@
+package llmhttp
+
+import (
+	"net/http"
+	"time"
+)
+
+// reportedGate bounds how long a 429 that reports the buckets' levels
+// closes the gate.
+const reportedGate = time.Second
+
+// monthlyCodes are the error codes of spend caps that last until the next
+// month (llm-wire §5.2 rows 4 and 7).
+var monthlyCodes = [...]string{
+	"enforced_spend_limit_reached",
+	"organization_spend_limit_exceeded",
+	"project_spend_limit_exceeded",
+	"organization_usage_limit_exceeded",
+}
+
+// finish learns from the outcome of flight f: it settles the flight (or
+// leaves a streamed response's open until its body ends), resynchronises
+// the buckets from the headers, closes the gate on a server-given wait,
+// cuts the sending rate on slow_down and overload, latches a quota, and
+// wraps a successful response's body to learn its usage.
+func (pp *pacerPart) finish(f *pflight, info *requestInfo, resp *http.Response, err error) {
+	s := &pp.p.s
+	now := time.Now()
+	class := s.Classifier(resp, err)
+	var (
+		lim      Limits
+		delay    time.Duration
+		hinted   bool
+		status   int
+		quotaEnd time.Time
+		quotaWhy string
+	)
+	if err == nil && resp != nil {
+		status = resp.StatusCode
+		lim = ParseLimits(resp.Header, now)
+		if status >= 400 {
+			delay, hinted = ServerDelay(resp.Header, now)
+		}
+		if class == ClassQuota {
+			quotaEnd, quotaWhy = pp.quotaEnd(resp, now, delay, hinted)
+		}
+	}
+	ok2xx := err == nil && resp != nil && status/100 == 2
+	keep := ok2xx && f.stream && resp.Body != nil && resp.Body != http.NoBody
+	var ev gateEvents
+
+	pp.mu.Lock()
+	if err == nil && resp != nil {
+		pp.observeLatency(now.Sub(f.sent), status/100 != 2 || f.stream)
+	}
+	if !keep {
+		pp.settle(now, f, ok2xx || resp == nil, -1)
+	}
+	pp.sync(now, &lim, f, class)
+
+	switch class {
+	case ClassRateLimited, ClassSlowDown:
+		pp.throttled++
+	}
+	if class == ClassRateLimited {
+		// The pacer sent this request believing it fitted: another client
+		// took the room. Cut this client's share of whatever ran out.
+		for d := range pdCount {
+			if rep := limitOf(&lim, d); rep.HasRemaining && float64(rep.Remaining) < f.cost[d] {
+				pp.store.cut(now, d)
+			}
+		}
+	}
+	switch class {
+	case ClassRateLimited, ClassSlowDown, ClassOverloaded, ClassServer, ClassTimeout:
+		if !hinted && class == ClassRateLimited && s.UnhintedDelay > 0 {
+			delay, hinted = s.UnhintedDelay, true
+		}
+		if class == ClassRateLimited && reportsLevels(&lim) {
+			// The wait of a 429 is the answered request's own (the time until
+			// its cost fits), and the buckets, just resynchronised from the
+			// same headers, already hold every other request for its own
+			// cost: the gate only stops the partition for a moment.
+			delay = min(delay, reportedGate)
+		}
+		if hinted && delay > 0 {
+			pp.closeGate(now.Add(delay), info, class, status, &ev)
+		}
+	}
+	switch class {
+	case ClassSlowDown:
+		pp.slow.cut(now, f.sent, s.SlowDownFactor, s.RecoveryTime)
+	case ClassOverloaded:
+		pp.slow.cut(now, f.sent, s.OverloadFactor, s.RecoveryTime)
+	case ClassQuota:
+		if !quotaEnd.IsZero() && quotaEnd.After(pp.quotaUntil) {
+			pp.quotaUntil, pp.quotaMsg = quotaEnd, quotaWhy
+		}
+	}
+	if h := pp.queue.head(); h != nil {
+		h.notify()
+	}
+	pp.mu.Unlock()
+	ev.fire(s)
+
+	if ok2xx && resp.Body != nil && resp.Body != http.NoBody {
+		b := f.body
+		b.rc, b.pp, b.f, b.open = resp.Body, pp, f, keep
+		resp.Body = b
+	}
+}
+
+// reportsLevels reports whether lim holds the remaining of some bucket.
+func reportsLevels(lim *Limits) bool {
+	for d := range pdCount {
+		if limitOf(lim, d).HasRemaining {
+			return true
+		}
+	}
+	return false
+}
+
+// observeLatency learns from a response head that came d after sending.
+// quick reports a head the server sends without generating anything first
+// (an error, or a stream's head), whose latency bounds the time a request
+// takes to reach the server; the head of a whole generated response says
+// nothing about it.
+func (pp *pacerPart) observeLatency(d time.Duration, quick bool) {
+	d = max(d, 0)
+	if quick && (!pp.hasTransit || d < pp.transit) {
+		pp.transit, pp.hasTransit = min(d, maxTransit), true
+	}
+	if pp.latency == 0 {
+		pp.latency = d.Seconds()
+	} else {
+		pp.latency += latencyAlpha * (d.Seconds() - pp.latency)
+	}
+}
+
+// settle ends flight f: it leaves the flights and, when the request was
+// served (or may have been), its output reservation is refunded down to the
+// output expected (or actual, when known); when the server answered with an
+// error, every token it was charged is refunded (only the request counts).
+func (pp *pacerPart) settle(now time.Time, f *pflight, served bool, actual int64) {
+	if f.idx < 0 {
+		return
+	}
+	last := len(pp.flights) - 1
+	pp.flights[f.idx] = pp.flights[last]
+	pp.flights[f.idx].idx = f.idx
+	pp.flights[last] = nil
+	pp.flights = pp.flights[:last]
+	f.idx = -1
+
+	var back pcost
+	switch {
+	case !served:
+		back[pdInput], back[pdOutput], back[pdTokens] = f.cost[pdInput], f.cost[pdOutput], f.cost[pdTokens]
+	case !f.outUncounted:
+		out := float64(actual)
+		if actual < 0 {
+			out = pp.learn.expectedOutput(Estimate{MaxOutputTokens: f.maxOut})
+			if pp.learn.avgOutput == 0 {
+				out = f.cost[pdOutput] // nothing learned yet: refund nothing
+			}
+		}
+		if r := f.cost[pdOutput] - out; r > 0 {
+			back[pdOutput], back[pdTokens] = r, r
+		}
+	}
+	pp.store.give(now, back)
+}
+
+// uncounted returns the cost of the requests in flight that a report made
+// now cannot include: all of it for a request sent within the transit time
+// (it may not have reached the server), and the output of one whose output
+// is counted only when generated.
+func (pp *pacerPart) uncounted(now time.Time) (u pcost) {
+	for _, f := range pp.flights {
+		if now.Sub(f.sent) < pp.transit {
+			u.add(&f.cost)
+			continue
+		}
+		if f.outUncounted {
+			u[pdOutput] += f.cost[pdOutput]
+			u[pdTokens] += f.cost[pdOutput]
+		}
+	}
+	return u
+}
+
+// sync resynchronises the buckets from lim, and checks what lim says about
+// the output charging rule.
+func (pp *pacerPart) sync(now time.Time, lim *Limits, f *pflight, class Class) {
+	known := false
+	for d := range pdCount {
+		if limitOf(lim, d).Known() {
+			known = true
+			break
+		}
+	}
+	if !known {
+		return
+	}
+	u := pp.uncounted(now)
+	var round pcost
+	for d := range pdCount {
+		round[d] = roundingOf(pp.provider, d)
+	}
+	pp.store.sync(now, *lim, u, round)
+	pp.inferCharging(now, lim, f, class)
+}
+
+// inferCharging updates the assumed output charging rule from a report
+// (OutputAuto only). See PacerSettings.OutputCharging.
+func (pp *pacerPart) inferCharging(now time.Time, lim *Limits, f *pflight, class Class) {
+	l := &pp.learn
+	if !l.auto {
+		return
+	}
+	d := pdOutput
+	rep := lim.OutputTokens
+	if !rep.Known() {
+		d, rep = pdTokens, lim.Tokens
+	}
+	if !rep.HasRemaining || rep.Limit <= 0 {
+		return
+	}
+	slack := roundingOf(pp.provider, d)
+	if l.rule == OutputReserved || !l.confirmed {
+		// Under reservation the remaining excludes the max_tokens of every
+		// request in flight the server has admitted, less what the bucket
+		// refilled since the oldest of them was admitted. A remaining
+		// higher than that refutes reservation (or confirms generation).
+		var reserved float64
+		oldest := now
+		for _, o := range pp.flights {
+			if now.Sub(o.sent) < pp.transit {
+				continue
+			}
+			if o.outUncounted {
+				reserved += float64(o.maxOut)
+				if d == pdTokens {
+					reserved += o.cost[pdInput]
+				}
+			} else {
+				reserved += o.cost[d]
+			}
+			if o.sent.Before(oldest) {
+				oldest = o.sent
+			}
+		}
+		if b := pp.store.bucket(d); b.known() {
+			reserved -= b.rate * now.Sub(oldest).Seconds()
+		}
+		if reserved >= 2*slack {
+			if float64(rep.Remaining) > float64(rep.Limit)-reserved+slack {
+				if l.refuted++; l.refuted >= refuteAfter {
+					l.rule, l.refuted, l.confirmed = OutputGenerated, 0, true
+				}
+			} else {
+				l.refuted = 0
+			}
+		}
+	}
+	switch l.rule {
+	case OutputGenerated:
+		// A 429 on output, while every other dimension had room: with
+		// output still left, though less than the request's max_tokens,
+		// the server wanted max_tokens reserved; with none left (Anthropic
+		// rounds below 500 to 0) it may be a reservation or a debt of
+		// generated output, and a second such 429 decides.
+		if class != ClassRateLimited || f == nil || f.maxOut <= 0 {
+			return
+		}
+		var in float64
+		if d == pdTokens {
+			in = f.cost[pdInput]
+		}
+		r := float64(rep.Remaining)
+		if r >= in+float64(f.maxOut) || (r > 0 && r < in+1) {
+			return
+		}
+		for o := range pdCount {
+			if o == d || o == pdTokens && d == pdOutput {
+				continue
+			}
+			if or := limitOf(lim, o); or.HasRemaining && float64(or.Remaining) < f.cost[o]-roundingOf(pp.provider, o)/2 {
+				return // another dimension explains the 429
+			}
+		}
+		if r <= 0 {
+			if l.ambiguous++; l.ambiguous < ambiguousAfter {
+				return
+			}
+		}
+		l.rule, l.refuted, l.ambiguous = OutputReserved, 0, 0
+	}
+}
+
+// closeGate closes the gate until t, after a response of class and status
+// to info's request, and gives that request the ticket to go first when it
+// comes back after the gate opens.
+func (pp *pacerPart) closeGate(t time.Time, info *requestInfo, class Class, status int, ev *gateEvents) {
+	s := &pp.p.s
+	changed := pp.store.closeGate(t)
+	if changed || t.Equal(pp.store.gateUntil()) {
+		info.pacer.ticket = t
+	}
+	if !changed {
+		return
+	}
+	pp.gateOpenSeen = false
+	if s.GateSpacing > 0 {
+		pp.stagger.on = true
+		pp.stagger.next = laterOf(pp.stagger.next, t)
+	}
+	ev.closed = &GateEvent{Partition: pp.key, Closed: true, Until: t, Class: class, Status: status}
+}
+
+// quotaEnd returns until when a quota answer latches the partition, and
+// why; zero when the latch is off.
+func (pp *pacerPart) quotaEnd(resp *http.Response, now time.Time, delay time.Duration, hinted bool) (time.Time, string) {
+	s := &pp.p.s
+	if s.QuotaLatch < 0 {
+		return time.Time{}, ""
+	}
+	var end time.Time
+	why := "the provider reported the quota of this credential exhausted for " + pp.key.Model
+	switch {
+	case hinted && delay > 0:
+		end = now.Add(delay)
+	case isMonthlyCap(resp):
+		end = nextMonthUTC(now)
+		why = "the provider reported a monthly spend limit reached for " + pp.key.Model
+	default:
+		end = now.Add(s.QuotaLatch)
+	}
+	if s.MaxQuotaLatch > 0 && end.Sub(now) > s.MaxQuotaLatch {
+		end = now.Add(s.MaxQuotaLatch)
+	}
+	return end, why
+}
+
+// isMonthlyCap reports whether resp is a monthly spend or usage cap.
+func isMonthlyCap(resp *http.Response) bool {
+	b := peekErrorBody(resp)
+	for _, c := range monthlyCodes {
+		if b.errorCode == c || b.code == c || b.typ == c {
+			return true
+		}
+	}
+	return false
+}
+
+// nextMonthUTC returns 00:00 UTC on the first day of the month after now's.
+func nextMonthUTC(now time.Time) time.Time {
+	u := now.UTC()
+	return time.Date(u.Year(), u.Month()+1, 1, 0, 0, 0, 0, time.UTC)
+}

@@ -1,0 +1,197 @@
+package llmhttp_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"testing/synctest"
+
+	"github.com/llmhttp/llmhttp"
+)
+
+// BenchmarkPacerOverhead measures what the full chain (New: retry, breaker,
+// pacer) adds on the happy path over a bare RoundTripFunc, at 1 KiB and
+// 100 KiB request bodies, serial and parallel; "pacer" is New with the
+// pacer alone (the request description, which every layer shares, and the
+// pacer), "llmhttp" the whole chain. The base answers 200 with
+// OpenAI rate-limit headers far from their limits (so nothing waits) and a
+// small JSON body with usage; both the bare and the full runs build a new
+// request per call and read the response body to the end.
+func BenchmarkPacerOverhead(b *testing.B) {
+	for _, size := range []int{1 << 10, 100 << 10} {
+		body := pcBenchBody(size)
+		for _, chain := range []string{"bare", "pacer", "llmhttp"} {
+			for _, par := range []bool{false, true} {
+				name := fmt.Sprintf("%dKiB/%s/serial", size>>10, chain)
+				if par {
+					name = fmt.Sprintf("%dKiB/%s/parallel", size>>10, chain)
+				}
+				b.Run(name, func(b *testing.B) {
+					var rt http.RoundTripper = pcBenchBase()
+					switch chain {
+					case "pacer":
+						rt = llmhttp.New(rt, llmhttp.WithoutRetry(), llmhttp.WithoutBreaker())
+					case "llmhttp":
+						rt = llmhttp.New(rt)
+					}
+					b.ReportAllocs()
+					b.SetBytes(int64(size))
+					if !par {
+						for b.Loop() {
+							pcBenchOnce(b, rt, body)
+						}
+						return
+					}
+					b.RunParallel(func(pb *testing.PB) {
+						for pb.Next() {
+							pcBenchOnce(b, rt, body)
+						}
+					})
+				})
+			}
+		}
+	}
+}
+
+// pcBenchBody returns a chat request body of about size bytes.
+func pcBenchBody(size int) []byte {
+	head := `{"model":"gpt-bench","max_completion_tokens":256,"messages":[{"role":"user","content":"`
+	tail := `"}]}`
+	return []byte(head + strings.Repeat("lorem ipsum ", max(size-len(head)-len(tail), 0)/12) + tail)
+}
+
+// pcBenchBase is a bare upstream: it reads the request body and answers a
+// canned 200.
+func pcBenchBase() llmhttp.RoundTripFunc {
+	const reply = `{"id":"x","choices":[{"message":{"role":"assistant","content":"hi"}}],"usage":{"prompt_tokens":250,"completion_tokens":12,"total_tokens":262}}`
+	return func(req *http.Request) (*http.Response, error) {
+		if req.Body != nil {
+			io.Copy(io.Discard, req.Body)
+			req.Body.Close()
+		}
+		h := http.Header{
+			"Content-Type":                   {"application/json"},
+			"X-Ratelimit-Limit-Requests":     {"10000"},
+			"X-Ratelimit-Remaining-Requests": {"9999"},
+			"X-Ratelimit-Reset-Requests":     {"6ms"},
+			"X-Ratelimit-Limit-Tokens":       {"30000000"},
+			"X-Ratelimit-Remaining-Tokens":   {"29999000"},
+			"X-Ratelimit-Reset-Tokens":       {"2ms"},
+		}
+		return &http.Response{
+			StatusCode: 200, Status: "200 OK", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+			Header: h, Body: io.NopCloser(strings.NewReader(reply)), ContentLength: int64(len(reply)),
+			Request: req,
+		}, nil
+	}
+}
+
+func pcBenchOnce(b *testing.B, rt http.RoundTripper, body []byte) {
+	req, err := http.NewRequest(http.MethodPost, "https://api.openai.test/v1/chat/completions", bytes.NewReader(body))
+	if err != nil {
+		b.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer sk-bench")
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		b.Fatalf("status %d", resp.StatusCode)
+	}
+}
+
+// BenchmarkPacerWorkload runs every workload of the issue (see
+// pcWorkloads) through llmhttp, a plain client (each request sent once) and
+// the SDKs' own retry loop, against llmhttptest, and reports per run:
+//
+//	goodput      served share of what the limits allow (see pcRunWorkload)
+//	429/attempt  the server's 429s per request it received
+//	attempts/ok  requests the server received per success
+//	p50-s p95-s  latency of the successful requests, in seconds
+//
+// The runs use a real one-minute window on testing/synctest's fake clock,
+// so a run takes a fraction of a second of real time and gives the same
+// figures as TestPacerWorkloads. A benchmark cannot start a synctest bubble
+// (synctest.Test needs a *testing.T), so each run re-executes this test
+// binary on TestPacerWorkloadReport; ns/op is the real time of one
+// simulated run, not a latency.
+func BenchmarkPacerWorkload(b *testing.B) {
+	for _, w := range pcWorkloads() {
+		for _, mode := range []string{pcLLMHTTP, pcPlain, pcSDK} {
+			b.Run(w.name+"/"+mode, func(b *testing.B) {
+				var r pcReport
+				for b.Loop() {
+					r = pcRunReport(b, w.name, mode)
+				}
+				b.ReportMetric(r.Goodput, "goodput")
+				b.ReportMetric(r.Throttled, "429/attempt")
+				b.ReportMetric(r.AttemptsPerSuccess, "attempts/ok")
+				b.ReportMetric(r.P50, "p50-s")
+				b.ReportMetric(r.P95, "p95-s")
+			})
+		}
+	}
+}
+
+// pcReport is a workload run's figures, as TestPacerWorkloadReport prints
+// them for BenchmarkPacerWorkload.
+type pcReport struct {
+	Goodput, Throttled, AttemptsPerSuccess, P50, P95 float64
+}
+
+const pcReportPrefix = "PCREPORT "
+
+// pcRunReport runs workload name through mode in a child test process and
+// returns its figures.
+func pcRunReport(b *testing.B, name, mode string) pcReport {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestPacerWorkloadReport$", "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), "LLMHTTP_WORKLOAD="+name, "LLMHTTP_CLIENT="+mode)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		b.Fatalf("%v\n%s", err, out)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if i := strings.Index(line, pcReportPrefix); i >= 0 {
+			var r pcReport
+			if err := json.Unmarshal([]byte(line[i+len(pcReportPrefix):]), &r); err != nil {
+				b.Fatal(err)
+			}
+			return r
+		}
+	}
+	b.Fatalf("no report in\n%s", out)
+	return pcReport{}
+}
+
+// TestPacerWorkloadReport runs the workload named by LLMHTTP_WORKLOAD
+// through the client LLMHTTP_CLIENT and prints its figures as JSON, for
+// BenchmarkPacerWorkload. Without the variables it does nothing.
+func TestPacerWorkloadReport(t *testing.T) {
+	name, mode := os.Getenv("LLMHTTP_WORKLOAD"), os.Getenv("LLMHTTP_CLIENT")
+	if name == "" {
+		t.Skip("run by BenchmarkPacerWorkload")
+	}
+	for _, w := range pcWorkloads() {
+		if w.name != name {
+			continue
+		}
+		var r pcResult
+		synctest.Test(t, func(t *testing.T) { r = pcRunWorkload(w, mode) })
+		out, _ := json.Marshal(pcReport{
+			Goodput: r.goodput, Throttled: r.throttleRate(), AttemptsPerSuccess: r.attemptsPerSuccess(),
+			P50: r.p50, P95: r.p95,
+		})
+		t.Log(pcReportPrefix + string(out))
+		return
+	}
+	t.Fatalf("no workload %q", name)
+}
