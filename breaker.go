@@ -180,6 +180,9 @@ type BreakerSettings struct {
 	// counts); open and half-open ones are kept. If MaxCircuits is 0 or
 	// negative, 1000 is used.
 	MaxCircuits int
+
+	// obs is the observer set by [Observer.BreakerSettings].
+	obs *Observer
 }
 
 // BreakerKey returns the default circuit key of req: its scheme and host,
@@ -216,6 +219,8 @@ type Breaker struct {
 	key         func(*http.Request) string
 	classify    Classifier
 	onChange    func(key string, from, to State)
+	onEvent     func(BreakerEvent) // the observer's; nil when none
+	onWait      func(WaitEvent)    // the observer's; nil when none
 	trip        func(gobreaker.Counts) bool
 	window      time.Duration
 	open        time.Duration
@@ -243,6 +248,9 @@ func NewBreaker(s BreakerSettings) *Breaker {
 	}
 	if b.key == nil {
 		b.key = BreakerKey
+	}
+	if s.obs != nil {
+		b.onEvent, b.onWait = s.obs.OnBreakerStateChange, s.obs.OnWait
 	}
 	if b.classify == nil {
 		b.classify = Classify
@@ -350,8 +358,8 @@ func (t *breakerTransport) CloseIdleConnections() { closeIdle(t.next) }
 func (t *breakerTransport) RoundTrip(req *http.Request) (resp *http.Response, err error) {
 	b := t.b
 	key := b.key(req)
-	c := b.circuit(key)
-	done, refusal, err := b.admit(req.Context(), c)
+	c := b.circuit(key, req)
+	done, refusal, err := b.admit(req, c)
 	if done == nil {
 		if req.Body != nil {
 			req.Body.Close()
@@ -439,7 +447,7 @@ func (b *Breaker) report(key string, class Class) {
 	if out == errBreakerIgnored {
 		return
 	}
-	c := b.circuit(key)
+	c := b.circuit(key, nil)
 	if _, held := c.held(time.Now()); held {
 		return
 	}
@@ -455,6 +463,9 @@ func (b *Breaker) report(key string, class Class) {
 type circuit struct {
 	key string
 	cb  *gobreaker.TwoStepCircuitBreaker[struct{}]
+	// part is the host and model of the request that created the circuit,
+	// for observers and [Transport.Stats].
+	part Partition
 
 	// openUntil is when the circuit goes half-open: the instant it opened
 	// plus the open duration, or the server's longer hint. nil until it
@@ -483,10 +494,14 @@ type circuit struct {
 	wake       chan struct{} // closed when a request's outcome is recorded
 }
 
-type stateChange struct{ from, to State }
+type stateChange struct {
+	from, to State
+	until    time.Time // when an opened circuit lets probes through
+}
 
-// circuit returns the circuit for key, creating it on first use.
-func (b *Breaker) circuit(key string) *circuit {
+// circuit returns the circuit for key, creating it on first use for req
+// (which may be nil).
+func (b *Breaker) circuit(key string, req *http.Request) *circuit {
 	if v, ok := b.circuits.Load(key); ok {
 		return v.(*circuit)
 	}
@@ -500,6 +515,10 @@ func (b *Breaker) circuit(key string) *circuit {
 		b.sweepAt = max(b.maxCircuits, 2*b.n)
 	}
 	c := b.newCircuit(key)
+	if req != nil {
+		p := infoOf(req).partition
+		c.part = Partition{Host: p.Host, Model: p.Model}
+	}
 	b.circuits.Store(key, c)
 	b.n++
 	return c
@@ -546,14 +565,15 @@ func (b *Breaker) newCircuit(key string) *circuit {
 			now := time.Now()
 			c.state.Store(int32(stateOf(to)))
 			c.gen.Add(1)
+			var until time.Time
 			if to == gobreaker.StateOpen {
-				until := now.Add(max(b.open, min(c.hint, b.maxOpen)))
+				until = now.Add(max(b.open, min(c.hint, b.maxOpen)))
 				c.openUntil.Store(&until)
 			}
 			c.hint = 0
-			if b.onChange != nil {
+			if b.onChange != nil || b.onEvent != nil {
 				c.mu.Lock()
-				c.events = append(c.events, stateChange{stateOf(from), stateOf(to)})
+				c.events = append(c.events, stateChange{stateOf(from), stateOf(to), until})
 				c.hasEvents.Store(true)
 				c.mu.Unlock()
 			}
@@ -581,14 +601,21 @@ func (b *Breaker) refusal(c *circuit, retryAfter time.Duration) *Refusal {
 	}
 }
 
-// admit asks c to let a request through. It returns the done callback when
-// the request may go, or a refusal when the circuit is open, or ctx's error
-// when ctx ends while the request waits for a half-open probe's outcome.
-func (b *Breaker) admit(ctx context.Context, c *circuit) (done func(error), refusal *Refusal, err error) {
+// admit asks c to let req through. It returns the done callback when
+// the request may go, or a refusal when the circuit is open, or the
+// context's error when it ends while the request waits for a half-open
+// probe's outcome.
+func (b *Breaker) admit(req *http.Request, c *circuit) (done func(error), refusal *Refusal, err error) {
+	ctx := req.Context()
 	waiting := false
+	var since time.Time // when the wait for a probe began
 	defer func() {
 		if waiting {
 			c.waiters.Add(-1)
+			if b.onWait != nil {
+				b.onWait(WaitEvent{Request: req, Partition: infoOf(req).partition, Waited: time.Since(since),
+					Cause: WaitBreaker, Refusal: refusal, Err: err})
+			}
 		}
 	}()
 	for {
@@ -616,6 +643,7 @@ func (b *Breaker) admit(ctx context.Context, c *circuit) (done func(error), refu
 			// then ask again holding a wake channel, so an outcome recorded
 			// in between is not missed.
 			waiting = true
+			since = time.Now()
 			c.waiters.Add(1)
 			continue
 		}
@@ -681,7 +709,7 @@ func (b *Breaker) finish(c *circuit, done func(error), outcome error, a admissio
 // other goroutines (or by the hook itself calling State) are delivered by
 // the goroutine already delivering.
 func (b *Breaker) deliver(c *circuit) {
-	if b.onChange == nil || !c.hasEvents.Load() {
+	if (b.onChange == nil && b.onEvent == nil) || !c.hasEvents.Load() {
 		return
 	}
 	c.mu.Lock()
@@ -704,11 +732,43 @@ func (b *Breaker) deliver(c *circuit) {
 		c.hasEvents.Store(false)
 		c.mu.Unlock()
 		for _, e := range events {
-			b.onChange(c.key, e.from, e.to)
+			if b.onChange != nil {
+				b.onChange(c.key, e.from, e.to)
+			}
+			if b.onEvent != nil {
+				b.onEvent(BreakerEvent{Key: c.key, Partition: c.part, From: e.from, To: e.to, Until: e.until})
+			}
 		}
 		c.mu.Lock()
 	}
 	c.delivering = false
 	finished = true
 	c.mu.Unlock()
+}
+
+// partitionStates returns the state of every circuit by its host and
+// model (see [circuit.part]); where several circuits share them (a custom
+// Key), the least healthy state wins.
+func (b *Breaker) partitionStates() map[Partition]State {
+	out := make(map[Partition]State)
+	b.circuits.Range(func(k, v any) bool {
+		c := v.(*circuit)
+		st := b.State(c.key)
+		if old, ok := out[c.part]; !ok || severity(st) > severity(old) {
+			out[c.part] = st
+		}
+		return true
+	})
+	return out
+}
+
+// severity orders states from healthy to failing.
+func severity(s State) int {
+	switch s {
+	case StateHalfOpen:
+		return 1
+	case StateOpen:
+		return 2
+	}
+	return 0
 }

@@ -1,5 +1,7 @@
 package llmhttp
 
+import "log/slog"
+
 // An Option configures [New].
 type Option func(*config)
 
@@ -12,7 +14,11 @@ type config struct {
 	pacer         *Pacer
 	pacerSet      PacerSettings
 	noPacer       bool
+	budgets       *Budgets
+	budgetSet     *BudgetSettings
 	refusalErrors bool
+	observers     []*Observer
+	logger        *slog.Logger
 }
 
 // WithRetryPolicy sets the retry layer's policy.
@@ -50,3 +56,26 @@ func WithoutPacing() Option { return func(c *config) { c.noPacer = true } }
 // (a response with X-Should-Retry: false) under the official SDKs, which
 // retry every transport error.
 func WithRefusalErrors() Option { return func(c *config) { c.refusalErrors = true } }
+
+// WithBudgetSettings puts a budget layer built from s in front of the
+// chain: Budgets → Retry → Breaker → Pacer, so that each request is
+// admitted, rewritten and charged once, whatever its retries (see
+// [Budgets]). When s.Shed.Queued is nil and the transport has a pacer, the
+// pacer's queue depth is used. The transport's observers get the budget's
+// threshold events.
+func WithBudgetSettings(s BudgetSettings) Option {
+	return func(c *config) { c.budgetSet = &s; c.budgets = nil }
+}
+
+// WithBudgets puts b, which may be shared with other transports, in front of
+// the chain (see [WithBudgetSettings]). b keeps the hooks of its own
+// settings.
+func WithBudgets(b *Budgets) Option {
+	return func(c *config) { c.budgets = b; c.budgetSet = nil }
+}
+
+// WithLogger makes the transport log through l (see [LogObserver]):
+// retries, gate and breaker changes and refusals, with structured
+// attributes and never a credential or a request body. Without it, nothing
+// is logged. It composes with [WithObserver]; a nil l is ignored.
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }

@@ -107,6 +107,9 @@ type RetryPolicy struct {
 	// attempts; set option.WithMaxRetries(0) on the SDK. Called outside any
 	// lock; must be fast.
 	OnSDKRetry func(req *http.Request, count int)
+
+	// obs is the observer set by [Observer.RetryPolicy].
+	obs *Observer
 }
 
 // RetryEvent describes a retry about to happen, for [RetryPolicy.OnRetry].
@@ -205,10 +208,22 @@ var errNilResponse = errors.New("llmhttp: RoundTripper returned a nil response a
 // The returned RoundTripper is safe for concurrent use by multiple
 // goroutines and forwards CloseIdleConnections to next. Each RoundTripper
 // Retry's middleware returns keeps its own per-partition budgets.
-func Retry(p RetryPolicy) Middleware {
+func Retry(p RetryPolicy) Middleware { return retryWith(p, nil) }
+
+// retryWith is Retry counting into stats (which may be nil) for
+// [Transport.Stats].
+func retryWith(p RetryPolicy, stats *statsTable) Middleware {
 	p = p.withDefaults()
+	var onWait func(WaitEvent)
+	var onRefusal func(RefusalEvent)
+	traced := false
+	if p.obs != nil {
+		p.OnRetry = join2(p.OnRetry, p.obs.OnRetry)
+		onWait, onRefusal, traced = p.obs.OnWait, p.obs.OnRefusal, p.obs.OnRequest != nil
+	}
 	return func(next http.RoundTripper) http.RoundTripper {
-		return &retryTransport{p: p, next: next, budget: newBudgets(p.Budget)}
+		return &retryTransport{p: p, next: next, budget: newBudgets(p.Budget),
+			stats: stats, onWait: onWait, onRefusal: onRefusal, traced: traced}
 	}
 }
 
@@ -247,6 +262,13 @@ type retryTransport struct {
 	p      RetryPolicy
 	next   http.RoundTripper
 	budget *budgets // nil when the budget is disabled
+
+	// stats, onWait and onRefusal report to a Transport and its observer;
+	// each is nil when there is none.
+	stats     *statsTable
+	onWait    func(WaitEvent)
+	onRefusal func(RefusalEvent)
+	traced    bool // an OnRequest hook wants the per-request tally
 }
 
 var (
@@ -269,6 +291,8 @@ type attemptState struct {
 	eb         *backoff.ExponentialBackOff
 	part       Partition
 	hasPart    bool
+	counters   *partCounters // the Transport's counters; nil without stats
+	trace      *requestTrace // the Transport's per-request tally; nil when none
 }
 
 // partition returns the request's partition, computing it once.
@@ -290,6 +314,12 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if s.sdkRetries > 0 && t.p.OnSDKRetry != nil {
 		t.p.OnSDKRetry(req, s.sdkRetries)
 	}
+	if t.stats != nil {
+		s.counters = t.stats.get(infoOf(req).partition)
+	}
+	if t.traced {
+		s.trace, _ = req.Context().Value(traceKey{}).(*requestTrace)
+	}
 	areq := req // the first attempt sends the caller's request as it is
 	for {
 		s.attempt++
@@ -304,6 +334,18 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		class := t.p.Classifier(resp, err)
 		t.account(&s, class)
+		var refused *Refusal // a local reply from a layer below
+		if resp != nil && resp.StatusCode/100 != 2 {
+			refused, _ = refusalOf(resp)
+		}
+		if refused == nil && (err == nil || req.Context().Err() == nil) {
+			if s.counters != nil {
+				s.counters.attempt(status(resp))
+			}
+			if s.trace != nil {
+				s.trace.attempts++
+			}
+		}
 		if err == nil && (class == ClassOK || resp.StatusCode/100 == 2) {
 			return resp, nil // a success, or a 2xx whose body is the caller's
 		}
@@ -315,8 +357,25 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if berr != nil {
 			return giveUp(&s, resp, err, class)
 		}
+		if refused != nil {
+			// Refusals returned as the final answer are reported by the
+			// Transport; this one is waited out.
+			if s.counters != nil {
+				s.counters.refusals.Add(1)
+			}
+			if t.onRefusal != nil {
+				r := *refused
+				t.onRefusal(RefusalEvent{Request: req, Partition: infoOf(req).partition, Refusal: &r, Retried: true})
+			}
+		}
 		if resp != nil {
 			discard(resp)
+		}
+		if s.counters != nil {
+			s.counters.retries.Add(1)
+		}
+		if s.trace != nil {
+			s.trace.retries++
 		}
 		if t.p.OnRetry != nil {
 			t.p.OnRetry(RetryEvent{
@@ -325,13 +384,29 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 				SDKRetryCount: s.sdkRetries,
 			})
 		}
-		if werr := sleep(req.Context(), delay); werr != nil {
+		var waitStart time.Time
+		if t.onWait != nil {
+			waitStart = time.Now()
+		}
+		werr := sleep(req.Context(), delay)
+		if t.onWait != nil {
+			cause := WaitBackoff
+			switch {
+			case refused != nil:
+				cause = WaitBreaker
+			case hinted:
+				cause = WaitRetryAfter
+			}
+			t.onWait(WaitEvent{Request: req, Partition: infoOf(req).partition, Waited: time.Since(waitStart),
+				Cause: cause, Err: werr})
+		}
+		if werr != nil {
 			if body != nil {
 				body.Close()
 			}
 			return nil, &RetryError{Attempts: s.attempt, Err: werr}
 		}
-		areq = req.Clone(req.Context())
+		areq = req.Clone(withResend(req.Context(), s.attempt))
 		if body != nil {
 			areq.Body = body
 		}

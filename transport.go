@@ -1,7 +1,9 @@
 package llmhttp
 
 import (
+	"context"
 	"net/http"
+	"time"
 )
 
 // A Middleware wraps next and returns a RoundTripper that calls it. The
@@ -67,20 +69,35 @@ var (
 	_ closeIdler        = (*layer)(nil)
 )
 
-// Transport is llmhttp's full chain: Retry → Breaker → Pacer → base. It is
-// safe for concurrent use by multiple goroutines and should be reused, like
+// Transport is llmhttp's full chain: Retry → Breaker → Pacer → base (with
+// a budget layer in front when one is configured). It is safe for
+// concurrent use by multiple goroutines and should be reused, like
 // [http.Transport].
+//
+// A Transport counts, per partition, the requests, attempts, 429s, 5xx,
+// refusals and retries it sees (see [Transport.Stats]); counting costs no
+// allocation. Observers ([WithObserver], [WithLogger]) cost nothing when
+// there are none.
 type Transport struct {
 	rt            http.RoundTripper
 	base          http.RoundTripper
 	breaker       *Breaker
 	pacer         *Pacer
+	budgets       *Budgets
 	refusalErrors bool
+
+	stats    statsTable
+	obs      *Observer  // nil when none
+	retryOn  bool       // a retry layer counts the attempts
+	tapUsage bool       // read the usage of successful responses
+	classify Classifier // for OnRequest's Class
 }
 
 // New returns base wrapped as Retry → Breaker → Pacer, each with its default
-// settings unless an Option changes them. If base is nil,
-// [http.DefaultTransport] is used.
+// settings unless an Option changes them, behind a budget layer when
+// [WithBudgetSettings] or [WithBudgets] asks for one. Observers
+// ([WithObserver], [WithLogger]) reach every layer New builds. If base is
+// nil, [http.DefaultTransport] is used.
 func New(base http.RoundTripper, opts ...Option) *Transport {
 	var c config
 	for _, o := range opts {
@@ -89,42 +106,173 @@ func New(base http.RoundTripper, opts ...Option) *Transport {
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	t := &Transport{base: base, refusalErrors: c.refusalErrors}
+	obs := joinObservers(append(c.observers, LogObserver(c.logger))...)
+	t := &Transport{base: base, refusalErrors: c.refusalErrors, obs: obs, retryOn: !c.noRetry,
+		classify: c.retry.Classifier}
+	if t.classify == nil {
+		t.classify = Classify
+	}
 	var mw []Middleware
+	switch {
+	case c.budgets != nil:
+		t.budgets = c.budgets
+	case c.budgetSet != nil:
+		s := *c.budgetSet
+		if obs != nil {
+			s.OnThreshold = join2(s.OnThreshold, obs.OnBudgetThreshold)
+		}
+		if s.Shed.Queued == nil && !c.noPacer {
+			s.Shed.Queued = t.queued
+		}
+		t.budgets = NewBudgets(s)
+	}
+	if t.budgets != nil {
+		mw = append(mw, t.budgets.Wrap)
+	}
 	if !c.noRetry {
-		mw = append(mw, Retry(c.retry))
+		mw = append(mw, retryWith(obs.RetryPolicy(c.retry), &t.stats))
 	}
 	if !c.noBreaker {
 		t.breaker = c.breaker
 		if t.breaker == nil {
-			t.breaker = NewBreaker(c.breakerSet)
+			t.breaker = NewBreaker(obs.BreakerSettings(c.breakerSet))
 		}
 		mw = append(mw, t.breaker.Wrap)
 	}
 	if !c.noPacer {
 		t.pacer = c.pacer
 		if t.pacer == nil {
-			t.pacer = NewPacer(c.pacerSet)
+			t.pacer = NewPacer(obs.PacerSettings(c.pacerSet))
 		}
 		mw = append(mw, t.pacer.Wrap)
 	}
+	if obs != nil && (obs.OnAttempt != nil || obs.OnAttemptStart != nil) {
+		mw = append(mw, func(next http.RoundTripper) http.RoundTripper {
+			return &attemptObserver{next: next, obs: obs, classify: t.classify}
+		})
+	}
+	t.tapUsage = t.budgets != nil || (obs != nil && obs.OnUsage != nil)
 	t.rt = Chain(base, mw...)
 	return t
 }
 
+// queued returns how many requests wait in the pacer's queue for p.
+func (t *Transport) queued(p Partition) int {
+	if t.pacer == nil {
+		return 0
+	}
+	st, _ := t.pacer.PartitionStats(p)
+	return st.Queued
+}
+
+// requestTrace is what the retry layer tallies for a request when an
+// OnRequest hook wants it.
+type requestTrace struct{ attempts, retries int }
+
+type traceKey struct{}
+
 // RoundTrip implements [http.RoundTripper].
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if _, ok := req.Context().Value(infoKey{}).(*requestInfo); !ok {
-		req = withInfo(req, describe(req))
+	ctx := req.Context()
+	info, ok := ctx.Value(infoKey{}).(*requestInfo)
+	if !ok {
+		info = describe(req)
+		ctx = context.WithValue(ctx, infoKey{}, info) // as withInfo does
 	}
+	pc := t.stats.get(info.partition)
+	pc.requests.Add(1)
+	var start time.Time
+	var trace *requestTrace
+	if t.obs != nil && t.obs.OnRequest != nil {
+		start = time.Now()
+		trace = new(requestTrace)
+		ctx = context.WithValue(ctx, traceKey{}, trace)
+	}
+	if ctx != req.Context() {
+		req = req.WithContext(ctx)
+	}
+
 	resp, err := t.rt.RoundTrip(req)
-	if t.refusalErrors && err == nil {
-		if r, ok := RefusalOf(resp); ok {
-			resp.Body.Close()
-			return nil, r
+
+	var refused *Refusal
+	if err == nil && resp != nil {
+		if resp.StatusCode/100 != 2 {
+			refused, _ = refusalOf(resp)
+		}
+		switch {
+		case refused != nil:
+			pc.refusals.Add(1)
+			if t.obs != nil && t.obs.OnRefusal != nil {
+				r := *refused
+				t.obs.OnRefusal(RefusalEvent{Request: req, Partition: info.partition, Refusal: &r})
+			}
+		case !t.retryOn:
+			pc.attempt(resp.StatusCode)
+			if trace != nil {
+				trace.attempts++
+			}
+		}
+		if t.tapUsage && resp.StatusCode/100 == 2 {
+			t.tap(req, info, pc, resp)
+		}
+	} else if err != nil && !t.retryOn && req.Context().Err() == nil {
+		pc.attempt(0)
+		if trace != nil {
+			trace.attempts++
 		}
 	}
+	if trace != nil {
+		t.requestDone(req, info, start, trace, resp, err, refused)
+	}
+
+	if t.refusalErrors && refused != nil {
+		resp.Body.Close()
+		r := *refused
+		return nil, &r
+	}
 	return resp, err
+}
+
+// requestDone calls OnRequest.
+func (t *Transport) requestDone(req *http.Request, info *requestInfo, start time.Time, trace *requestTrace,
+	resp *http.Response, err error, refused *Refusal) {
+	ev := RequestEvent{
+		Request: req, Partition: info.partition, Provider: info.provider,
+		Start: start, Duration: time.Since(start),
+		Attempts: trace.attempts, Retries: trace.retries,
+		SDKRetryCount: sdkRetryCount(req), Err: err,
+	}
+	if err == nil && resp != nil {
+		ev.Status = resp.StatusCode
+	} else {
+		resp = nil
+	}
+	if refused != nil {
+		r := *refused
+		ev.Refusal, ev.Class = &r, ClassLocal
+	} else {
+		ev.Class = t.classify(resp, err)
+	}
+	t.obs.OnRequest(ev)
+}
+
+// tap reads the usage of a successful response's body as the caller reads
+// it, for the counters and OnUsage.
+func (t *Transport) tap(req *http.Request, info *requestInfo, pc *partCounters, resp *http.Response) {
+	var onUsage func(TokenUsageEvent)
+	if t.obs != nil {
+		onUsage = t.obs.OnUsage
+	}
+	TapUsage(resp, func(u Usage) {
+		if u.InputTokens == 0 && u.OutputTokens == 0 && !u.HasInput && !u.HasOutput {
+			return // the body reported no usage
+		}
+		pc.inputTokens.Add(u.InputTokens)
+		pc.outputTokens.Add(u.OutputTokens)
+		if onUsage != nil {
+			onUsage(TokenUsageEvent{Request: req, Partition: info.partition, Usage: u})
+		}
+	})
 }
 
 // CloseIdleConnections closes the idle connections of the base transport.
@@ -135,5 +283,8 @@ func (t *Transport) Breaker() *Breaker { return t.breaker }
 
 // Pacer returns the transport's pacer, or nil when it has none.
 func (t *Transport) Pacer() *Pacer { return t.pacer }
+
+// Budgets returns the transport's budget layer, or nil when it has none.
+func (t *Transport) Budgets() *Budgets { return t.budgets }
 
 var _ http.RoundTripper = (*Transport)(nil)
