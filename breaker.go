@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -376,7 +377,24 @@ func (t *breakerTransport) RoundTrip(req *http.Request) (resp *http.Response, er
 	defer func() { b.finish(c, done, outcome, a) }()
 	resp, err = t.next.RoundTrip(req)
 	outcome = b.outcome(req, resp, err)
+	if outcome == nil && isEventStream(resp) {
+		// A stream's outcome is recorded at its head; an error event in
+		// the middle of it (Anthropic's overloaded_error, an OpenAI error
+		// chunk) is counted after the fact, once the caller has read it.
+		// It is never retried: the output has gone to the caller.
+		TapUsage(resp, func(u Usage) {
+			if u.Err != nil {
+				b.report(key, u.Err.Class)
+			}
+		})
+	}
 	return resp, err
+}
+
+// isEventStream reports whether resp is a server-sent event stream.
+func isEventStream(resp *http.Response) bool {
+	ct := resp.Header.Get("Content-Type")
+	return len(ct) >= 17 && strings.EqualFold(ct[:17], "text/event-stream")
 }
 
 // outcome turns an attempt's result into what gobreaker's done callback

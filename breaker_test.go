@@ -918,3 +918,36 @@ func TestBreakerCountsRequestsLongerThanTheWindow(t *testing.T) {
 		assert.Equal(t, llmhttp.StateOpen, b.State(bkKey), "counts %+v", b.Counts(bkKey))
 	})
 }
+
+// TestBreakerCountsMidStreamErrors checks that an error event in the middle
+// of a 200 stream is counted as a failure once the caller has read it: the
+// head counted as a success, the error after the fact, so ten broken streams
+// reach the failure ratio (10 of 20) while ten clean ones do not.
+func TestBreakerCountsMidStreamErrors(t *testing.T) {
+	const (
+		clean  = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":5,\"output_tokens\":1}}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"
+		broken = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":5,\"output_tokens\":1}}}\n\nevent: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n"
+	)
+	stream := func(body string) func(*http.Request) (*http.Response, error) {
+		return bkStatus(200, body, "Content-Type", "text/event-stream")
+	}
+	synctest.Test(t, func(t *testing.T) {
+		b := llmhttp.NewBreaker(llmhttp.BreakerSettings{})
+		base := newBKBase(stream(clean))
+		rt := b.Wrap(base)
+		for range 10 {
+			bkDo(t, rt, bkHost, bkModel)
+		}
+		assert.Equal(t, llmhttp.StateClosed, b.State(bkKey))
+		assert.Zero(t, b.Counts(bkKey).Failures, "clean streams are not failures")
+
+		b = llmhttp.NewBreaker(llmhttp.BreakerSettings{})
+		base = newBKBase(stream(broken))
+		rt = b.Wrap(base)
+		for i := range 10 {
+			assert.Equal(t, llmhttp.StateClosed, b.State(bkKey), "stream %d", i)
+			bkDo(t, rt, bkHost, bkModel)
+		}
+		assert.Equal(t, llmhttp.StateOpen, b.State(bkKey), "10 broken streams: 10 failures of 20 outcomes")
+	})
+}
