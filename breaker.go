@@ -215,7 +215,9 @@ func BreakerKey(req *http.Request) string {
 // its requests arrive as the circuit half-opens.
 //
 // The outcome of a streaming request is recorded when its response head
-// arrives: a 200 whose stream later fails counts as a success.
+// arrives; an error event later in the stream (Anthropic's event: error, an
+// OpenAI error chunk) is counted as a further failure once the caller has
+// read it, and is never retried.
 type Breaker struct {
 	key         func(*http.Request) string
 	classify    Classifier
