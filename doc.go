@@ -114,8 +114,38 @@
 // error and do not retry. [RefusalOf] tells a local reply from the
 // provider's and gives its [Refusal]; [WithRefusalErrors] returns the
 // *Refusal as an error instead, for plain net/http callers, matched by
-// errors.Is against [ErrCircuitOpen], [ErrWaitTooLong] and
-// [ErrQuotaExhausted].
+// errors.Is against [ErrCircuitOpen], [ErrWaitTooLong], [ErrQuotaExhausted],
+// [ErrBudgetExhausted], [ErrShed] and [ErrTooLarge].
+//
+// # Budgets and load shedding
+//
+// Rate limits protect the provider; budgets protect the wallet. A
+// [BudgetSettings] (option [WithBudgetSettings]) names budgets of requests
+// and tokens per window — "pr-bot: 10M tokens a day", "50k tokens per user
+// per hour" ([Budget.PerTenant]) — chosen per request with [WithBudget] and
+// [WithTenant] on its context, or by a function of the request. The budget
+// layer sits in front of Retry, so each request is admitted, rewritten and
+// charged once: its estimate at admission, then the usage its response
+// reports ([TapUsage] reads it from JSON and server-sent events as the caller
+// reads the body, buffering nothing). [BudgetSettings.OnThreshold] fires once
+// per window at 70 % and 90 % by default. A spent budget refuses (a local
+// reply, budget-exhausted, Retry-After when it fits again), degrades (the
+// body's model and max_tokens rewritten in place, every other byte the same,
+// Llmhttp-Degraded on the response) or delays low-priority work within its
+// deadline, per [Budget.Policy]. Under pressure, requests are shed lowest
+// [Priority] first ([WithPriority]); critical ones never.
+//
+// # Observability
+//
+// [WithObserver] takes an [Observer], a struct of hooks in the style of
+// net/http/httptrace — attempts with their class and resend count, waits with
+// their cause, gate and circuit changes, refusals, usage, budget thresholds —
+// called outside every lock; unset hooks cost nothing. Events name the
+// [Partition] (host, key fingerprint, model), never the key or the prompt.
+// [WithLogger] logs the same through log/slog. [Transport.Stats] snapshots
+// every partition. The nested modules github.com/llmhttp/llmhttp/otel and
+// github.com/llmhttp/llmhttp/prom turn the events into OpenTelemetry and
+// Prometheus metrics.
 //
 // # Using with LLM SDKs
 //
@@ -143,7 +173,8 @@
 // Streamed (server-sent events) requests go through the same chain. Retries
 // happen only before the response head: once a 2xx is handed up, the body is
 // the caller's, and an error event or a dropped connection inside the stream
-// is never retried. The breaker counts the head's outcome. The pacer counts a
+// is never retried. The breaker counts the head's outcome, and an error
+// event later in the stream as a further failure once it is read. The pacer counts a
 // stream in flight (against MaxConcurrent) until its body is read to the end
 // or closed, and learns from the usage it reports; always close the body.
 package llmhttp
