@@ -16,43 +16,26 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/signal"
 	"strings"
-	"time"
 
 	"github.com/anthropics/anthropic-sdk-go"
 	"github.com/anthropics/anthropic-sdk-go/option"
 
 	"github.com/llmhttp/llmhttp"
+	"github.com/llmhttp/llmhttp/examples/internal/demo"
 	"github.com/llmhttp/llmhttp/llmhttptest"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-
-	cfg := config{APIKey: os.Getenv("ANTHROPIC_API_KEY"), Model: anthropic.ModelClaudeHaiku4_5}
-	if cfg.APIKey == "" {
-		srv := llmhttptest.NewServer(fakeConfig())
-		defer srv.Close()
-		cfg.APIKey, cfg.BaseURL = "sk-ant-fake", srv.URL
-		fmt.Printf("ANTHROPIC_API_KEY is not set: using llmhttptest's fake Anthropic API at %s\n\n", srv.URL)
-	}
-	if err := run(ctx, os.Stdout, cfg); err != nil {
-		fmt.Fprintln(os.Stderr, "anthropic:", err)
-		os.Exit(1)
-	}
+	fake := &demo.Fake{Name: "Anthropic API", Config: fakeConfig()}
+	cfg := config{Model: anthropic.ModelClaudeHaiku4_5}
+	cfg.APIKey, cfg.BaseURL = fake.Key("ANTHROPIC_API_KEY", "sk-ant-fake", "")
+	demo.Main("anthropic", fake, func(ctx context.Context, w io.Writer) error { return run(ctx, w, cfg) })
 }
 
 // fakeConfig is the fake API of the demo: Anthropic's Tier 1 limits, short
 // replies, and a 529 overloaded_error (Retry-After: 1) for the first request.
-func fakeConfig() llmhttptest.Config {
-	return llmhttptest.Config{
-		Output: func(llmhttptest.Request) int64 { return 12 },
-		Faults: []llmhttptest.Fault{{Kind: llmhttptest.Overloaded, Count: 1, RetryAfter: time.Second}},
-	}
-}
+func fakeConfig() llmhttptest.Config { return demo.FakeConfig(llmhttptest.Overloaded) }
 
 // config is what run needs.
 type config struct {
@@ -69,11 +52,13 @@ type config struct {
 func run(ctx context.Context, w io.Writer, cfg config) error {
 	// The llmhttp chain: Retry → Breaker → Pacer → base. One Transport for
 	// the whole program: its pacer learns the key's limits from every
-	// response.
-	// The hooks only print what llmhttp does; New(base) alone is enough.
-	transport := llmhttp.New(cfg.base(),
-		llmhttp.WithRetryPolicy(llmhttp.RetryPolicy{OnRetry: func(e llmhttp.RetryEvent) { logRetry(w, e) }}),
-		llmhttp.WithPacerSettings(llmhttp.PacerSettings{OnWait: func(e llmhttp.WaitEvent) { logWait(w, e) }}),
+	// response. The hooks only print what llmhttp does; New(base) alone is
+	// enough. The SDK's default client sets a 10-minute
+	// ResponseHeaderTimeout, which option.WithHTTPClient replaces along with
+	// the client: demo.Transport sets it again on the transport beneath.
+	transport := llmhttp.New(demo.Transport(cfg.Base),
+		llmhttp.WithRetryPolicy(llmhttp.RetryPolicy{OnRetry: demo.LogRetry(w)}),
+		llmhttp.WithPacerSettings(llmhttp.PacerSettings{OnWait: demo.LogWait(w)}),
 	)
 
 	client := anthropic.NewClient(cfg.options(
@@ -118,12 +103,11 @@ func run(ctx context.Context, w io.Writer, cfg config) error {
 	fmt.Fprintf(w, "\n  (stop reason %s, %d output tokens)\n\n", acc.StopReason, acc.Usage.OutputTokens)
 
 	// The other way in: option.WithMiddleware keeps the SDK's own HTTP
-	// client (and its timeouts) and runs llmhttp above it.
+	// client (and its timeouts) and runs llmhttp above it; demo.Middleware
+	// adapts an llmhttp chain to the SDK's middleware signature.
 	fmt.Fprintln(w, "Messages.New through option.WithMiddleware:")
 	opts := cfg.options(
-		option.WithMiddleware(middleware(llmhttp.WithRetryPolicy(llmhttp.RetryPolicy{
-			OnRetry: func(e llmhttp.RetryEvent) { logRetry(w, e) },
-		}))),
+		option.WithMiddleware(demo.Middleware(llmhttp.WithRetryPolicy(llmhttp.RetryPolicy{OnRetry: demo.LogRetry(w)}))),
 		option.WithMaxRetries(0),
 	)
 	if cfg.Base != nil { // tests: the in-memory fake instead of the SDK's default client
@@ -137,46 +121,8 @@ func run(ctx context.Context, w io.Writer, cfg config) error {
 	fmt.Fprintf(w, "  %s\n\n", text(msg))
 
 	// What the pacer learned from the rate-limit headers.
-	for _, st := range transport.Pacer().Stats() {
-		fmt.Fprintf(w, "pacer, %s: sent %d, throttled %d\n", st.Partition.Model, st.Sent, st.Throttled)
-		for _, b := range []struct {
-			name string
-			s    llmhttp.BucketStats
-		}{{"requests", st.Requests}, {"input tokens", st.InputTokens}, {"output tokens", st.OutputTokens}} {
-			if b.s.Reported.Limit > 0 {
-				fmt.Fprintf(w, "  %-13s %7d of %7d left (server's last report)\n", b.name, b.s.Reported.Remaining, b.s.Reported.Limit)
-			}
-		}
-	}
+	demo.PrintPacer(w, transport.Pacer().Stats(), "requests", "input tokens", "output tokens")
 	return nil
-}
-
-// middleware adapts an llmhttp chain to option.WithMiddleware. The SDK
-// calls a middleware once per attempt of its own, with next sending the
-// request through its HTTP client; the chain is built once (its pacer and
-// breaker keep state across requests) over a base that calls the next of
-// the request at hand, carried in the request's context.
-func middleware(opts ...llmhttp.Option) option.Middleware {
-	type nextKey struct{}
-	chain := llmhttp.New(llmhttp.RoundTripFunc(func(req *http.Request) (*http.Response, error) {
-		next := req.Context().Value(nextKey{}).(option.MiddlewareNext)
-		return next(req)
-	}), opts...)
-	return func(req *http.Request, next option.MiddlewareNext) (*http.Response, error) {
-		return chain.RoundTrip(req.WithContext(context.WithValue(req.Context(), nextKey{}, next)))
-	}
-}
-
-// base returns the transport beneath llmhttp. The SDK's default client
-// sets a 10-minute ResponseHeaderTimeout, which option.WithHTTPClient
-// replaces along with the client: set it again on the transport you pass.
-func (cfg config) base() http.RoundTripper {
-	if cfg.Base != nil {
-		return cfg.Base
-	}
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.ResponseHeaderTimeout = 10 * time.Minute
-	return t
 }
 
 // options returns the client options for cfg's key and address, then opts.
@@ -186,26 +132,6 @@ func (cfg config) options(opts ...option.RequestOption) []option.RequestOption {
 		all = append(all, option.WithBaseURL(cfg.BaseURL))
 	}
 	return append(all, opts...)
-}
-
-func logRetry(w io.Writer, e llmhttp.RetryEvent) {
-	what := e.Class.String()
-	if e.Status != 0 {
-		what = fmt.Sprintf("%d %s", e.Status, e.Class)
-	}
-	from := "backoff"
-	if e.ServerDelay {
-		from = "the server's Retry-After"
-	}
-	fmt.Fprintf(w, "  llmhttp: attempt %d got %s; retrying in %v (%s)\n", e.Attempt, what, e.Delay.Round(time.Millisecond), from)
-}
-
-func logWait(w io.Writer, e llmhttp.WaitEvent) {
-	if e.Refusal != nil {
-		fmt.Fprintf(w, "  llmhttp: the pacer refused the request: %v\n", e.Refusal)
-	} else if e.Waited >= 10*time.Millisecond {
-		fmt.Fprintf(w, "  llmhttp: the pacer held the request %v (%s)\n", e.Waited.Round(time.Millisecond), e.Cause)
-	}
 }
 
 func text(msg *anthropic.Message) string {

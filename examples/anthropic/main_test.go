@@ -1,7 +1,7 @@
 package main
 
 import (
-	"bytes"
+	"io"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/anthropics/anthropic-sdk-go"
 
+	"github.com/llmhttp/llmhttp/examples/internal/demo"
 	"github.com/llmhttp/llmhttp/llmhttptest"
 )
 
@@ -20,22 +21,13 @@ func TestAnthropicExample(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := llmhttptest.NewHandler(fakeConfig())
 		cfg := config{APIKey: "sk-ant-test", BaseURL: "http://fake.test", Model: anthropic.ModelClaudeHaiku4_5, Base: h.Transport()}
-		var out bytes.Buffer
 		start := time.Now()
-		if err := run(t.Context(), &out, cfg); err != nil {
-			t.Fatalf("run: %v\n%s", err, out.String())
-		}
-		got := out.String()
-		t.Log(got)
-		for _, want := range []string{
+		got := demo.Output(t, func(w io.Writer) error { return run(t.Context(), w, cfg) })
+		demo.Contains(t, got,
 			"attempt 1 got 529 overloaded; retrying in 1", "the server's Retry-After",
 			"Messages.NewStreaming", "stop reason end_turn, 12 output tokens",
 			"through option.WithMiddleware", "pacer, claude-haiku-4-5: sent 3, throttled 0",
-		} {
-			if !strings.Contains(got, want) {
-				t.Errorf("output lacks %q", want)
-			}
-		}
+		)
 		if strings.Count(got, "the fox saw") != 3 {
 			t.Errorf("want three replies")
 		}

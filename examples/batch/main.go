@@ -17,6 +17,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -25,7 +26,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"os/signal"
 	"sort"
 	"strings"
 	"sync"
@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/llmhttp/llmhttp"
+	"github.com/llmhttp/llmhttp/examples/internal/demo"
 	"github.com/llmhttp/llmhttp/llmhttptest"
 )
 
@@ -51,8 +52,6 @@ func main() {
 	flag.IntVar(&cfg.MaxConcurrent, "concurrency", cfg.MaxConcurrent, "requests in flight at most")
 	flag.Parse()
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
 	if apiKey != "" {
 		cfg.APIKey, cfg.BaseURL = apiKey, "https://api.anthropic.com"
 	} else {
@@ -65,10 +64,7 @@ func main() {
 		t.MaxIdleConnsPerHost = cfg.MaxConcurrent
 		cfg.Base = t
 	}
-	if err := run(ctx, os.Stdout, cfg); err != nil {
-		fmt.Fprintln(os.Stderr, "batch:", err)
-		os.Exit(1)
-	}
+	demo.Main("batch", nil, func(ctx context.Context, w io.Writer) error { return run(ctx, w, cfg) })
 }
 
 // fakeConfig is the fake API: Anthropic's Tier 4 limits for Claude Sonnet,
@@ -207,13 +203,10 @@ func run(ctx context.Context, w io.Writer, cfg config) error {
 func call(ctx context.Context, c *http.Client, cfg config, prio llmhttp.Priority, body []byte) error {
 	ctx, cancel := context.WithTimeout(llmhttp.WithPriority(ctx, prio), cfg.Deadline)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, cfg.BaseURL+"/v1/messages", strings.NewReader(string(body)))
+	req, err := demo.NewMessagesRequest(ctx, cfg.BaseURL, cfg.APIKey, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
-	req.Header.Set("x-api-key", cfg.APIKey)
-	req.Header.Set("anthropic-version", "2023-06-01")
-	req.Header.Set("content-type", "application/json")
 	resp, err := c.Do(req)
 	if err != nil {
 		return err

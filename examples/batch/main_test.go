@@ -1,7 +1,7 @@
 package main
 
 import (
-	"bytes"
+	"io"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/llmhttp/llmhttp"
+	"github.com/llmhttp/llmhttp/examples/internal/demo"
 	"github.com/llmhttp/llmhttp/llmhttptest"
 )
 
@@ -33,12 +34,7 @@ func TestBatchExample(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := llmhttptest.NewHandler(fakeConfig())
 		cfg := testConfig(h)
-		var out bytes.Buffer
-		if err := run(t.Context(), &out, cfg); err != nil {
-			t.Fatalf("run: %v\n%s", err, out.String())
-		}
-		got := out.String()
-		t.Log(got)
+		got := demo.Output(t, func(w io.Writer) error { return run(t.Context(), w, cfg) })
 		if !strings.Contains(got, "2100 requests in") || !strings.Contains(got, ", 0 failed.") {
 			t.Errorf("not every request succeeded")
 		}
@@ -82,10 +78,7 @@ func TestBatchExampleConcurrencyCap(t *testing.T) {
 			<-mu
 			return resp, err
 		})
-		var out bytes.Buffer
-		if err := run(t.Context(), &out, cfg); err != nil {
-			t.Fatalf("run: %v\n%s", err, out.String())
-		}
+		demo.Output(t, func(w io.Writer) error { return run(t.Context(), w, cfg) })
 		if peak != cfg.MaxConcurrent {
 			t.Errorf("peak concurrency %d, want %d", peak, cfg.MaxConcurrent)
 		}

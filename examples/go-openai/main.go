@@ -20,42 +20,26 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/signal"
 	"time"
 
 	openai "github.com/sashabaranov/go-openai"
 
 	"github.com/llmhttp/llmhttp"
+	"github.com/llmhttp/llmhttp/examples/internal/demo"
 	"github.com/llmhttp/llmhttp/llmhttptest"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-
-	cfg := config{APIKey: os.Getenv("OPENAI_API_KEY"), Model: openai.GPT4Dot1Mini}
-	if cfg.APIKey == "" {
-		srv := llmhttptest.NewServer(fakeConfig())
-		defer srv.Close()
-		cfg.APIKey, cfg.BaseURL = "sk-fake", srv.URL+"/v1"
-		fmt.Printf("OPENAI_API_KEY is not set: using llmhttptest's fake OpenAI API at %s\n\n", srv.URL)
-	}
-	if err := run(ctx, os.Stdout, cfg); err != nil {
-		fmt.Fprintln(os.Stderr, "go-openai:", err)
-		os.Exit(1)
-	}
+	fake := &demo.Fake{Name: "OpenAI API", Config: fakeConfig()}
+	cfg := config{Model: openai.GPT4Dot1Mini}
+	cfg.APIKey, cfg.BaseURL = fake.Key("OPENAI_API_KEY", "sk-fake", "/v1")
+	demo.Main("go-openai", fake, func(ctx context.Context, w io.Writer) error { return run(ctx, w, cfg) })
 }
 
 // fakeConfig is the fake API of the demo: OpenAI's Tier 1 limits, short
 // replies, and a 503 server_is_overloaded (Retry-After: 1) for the first
 // request.
-func fakeConfig() llmhttptest.Config {
-	return llmhttptest.Config{
-		Output: func(llmhttptest.Request) int64 { return 12 },
-		Faults: []llmhttptest.Fault{{Kind: llmhttptest.Overloaded, Count: 1, RetryAfter: time.Second}},
-	}
-}
+func fakeConfig() llmhttptest.Config { return demo.FakeConfig(llmhttptest.Overloaded) }
 
 // config is what run needs.
 type config struct {
@@ -71,7 +55,7 @@ type config struct {
 
 func run(ctx context.Context, w io.Writer, cfg config) error {
 	// The hooks only print what llmhttp does; New(base) alone is enough.
-	transport := llmhttp.New(cfg.base(),
+	transport := llmhttp.New(demo.Transport(cfg.Base),
 		llmhttp.WithRetryPolicy(llmhttp.RetryPolicy{OnRetry: func(e llmhttp.RetryEvent) {
 			fmt.Fprintf(w, "  llmhttp: attempt %d got %d %s; retrying in %v\n",
 				e.Attempt, e.Status, e.Class, e.Delay.Round(time.Millisecond))
@@ -145,14 +129,4 @@ func explain(what string, err error) error {
 		return fmt.Errorf("%s: HTTP %d %v: %w", what, apiErr.HTTPStatusCode, apiErr.Code, err)
 	}
 	return fmt.Errorf("%s: %w", what, err)
-}
-
-// base returns the transport beneath llmhttp.
-func (cfg config) base() http.RoundTripper {
-	if cfg.Base != nil {
-		return cfg.Base
-	}
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.ResponseHeaderTimeout = 10 * time.Minute
-	return t
 }

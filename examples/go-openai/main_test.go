@@ -1,13 +1,14 @@
 package main
 
 import (
-	"bytes"
+	"io"
 	"strings"
 	"testing"
 	"testing/synctest"
 
 	openai "github.com/sashabaranov/go-openai"
 
+	"github.com/llmhttp/llmhttp/examples/internal/demo"
 	"github.com/llmhttp/llmhttp/llmhttptest"
 )
 
@@ -18,20 +19,11 @@ func TestGoOpenAIExample(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := llmhttptest.NewHandler(fakeConfig())
 		cfg := config{APIKey: "sk-test", BaseURL: "http://fake.test/v1", Model: openai.GPT4Dot1Mini, Base: h.Transport()}
-		var out bytes.Buffer
-		if err := run(t.Context(), &out, cfg); err != nil {
-			t.Fatalf("run: %v\n%s", err, out.String())
-		}
-		got := out.String()
-		t.Log(got)
-		for _, want := range []string{
+		got := demo.Output(t, func(w io.Writer) error { return run(t.Context(), w, cfg) })
+		demo.Contains(t, got,
 			"attempt 1 got 503 overloaded; retrying in 1",
 			"(13 prompt, 12 completion tokens)", "CreateChatCompletionStream", "(12 completion tokens)",
-		} {
-			if !strings.Contains(got, want) {
-				t.Errorf("output lacks %q", want)
-			}
-		}
+		)
 		if strings.Count(got, "the fox saw") != 2 {
 			t.Errorf("want two replies")
 		}
@@ -49,8 +41,7 @@ func TestGoOpenAIExampleQuota(t *testing.T) {
 			Faults: []llmhttptest.Fault{{Kind: llmhttptest.Quota}},
 		})
 		cfg := config{APIKey: "sk-test", BaseURL: "http://fake.test/v1", Model: openai.GPT4Dot1Mini, Base: h.Transport()}
-		var out bytes.Buffer
-		err := run(t.Context(), &out, cfg)
+		err := run(t.Context(), io.Discard, cfg)
 		if err == nil || !strings.Contains(err.Error(), "HTTP 429 insufficient_quota") {
 			t.Fatalf("run = %v, want the provider's insufficient_quota error, not retried", err)
 		}

@@ -20,8 +20,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/signal"
 	"time"
 
 	"github.com/tmc/langchaingo/llms"
@@ -29,44 +27,21 @@ import (
 	"github.com/tmc/langchaingo/llms/openai"
 
 	"github.com/llmhttp/llmhttp"
+	"github.com/llmhttp/llmhttp/examples/internal/demo"
 	"github.com/llmhttp/llmhttp/llmhttptest"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-
-	cfg := config{
-		AnthropicKey: os.Getenv("ANTHROPIC_API_KEY"), AnthropicModel: "claude-haiku-4-5",
-		OpenAIKey: os.Getenv("OPENAI_API_KEY"), OpenAIModel: "gpt-4.1-mini",
-	}
-	if cfg.AnthropicKey == "" || cfg.OpenAIKey == "" {
-		srv := llmhttptest.NewServer(fakeConfig())
-		defer srv.Close()
-		if cfg.AnthropicKey == "" {
-			cfg.AnthropicKey, cfg.AnthropicURL = "sk-ant-fake", srv.URL+"/v1"
-			fmt.Printf("ANTHROPIC_API_KEY is not set: using llmhttptest's fake API at %s\n", srv.URL)
-		}
-		if cfg.OpenAIKey == "" {
-			cfg.OpenAIKey, cfg.OpenAIURL = "sk-fake", srv.URL+"/v1"
-			fmt.Printf("OPENAI_API_KEY is not set: using llmhttptest's fake API at %s\n", srv.URL)
-		}
-		fmt.Println()
-	}
-	if err := run(ctx, os.Stdout, cfg); err != nil {
-		fmt.Fprintln(os.Stderr, "langchaingo:", err)
-		os.Exit(1)
-	}
+	fake := &demo.Fake{Name: "API", Config: fakeConfig()}
+	cfg := config{AnthropicModel: "claude-haiku-4-5", OpenAIModel: "gpt-4.1-mini"}
+	cfg.AnthropicKey, cfg.AnthropicURL = fake.Key("ANTHROPIC_API_KEY", "sk-ant-fake", "/v1")
+	cfg.OpenAIKey, cfg.OpenAIURL = fake.Key("OPENAI_API_KEY", "sk-fake", "/v1")
+	demo.Main("langchaingo", fake, func(ctx context.Context, w io.Writer) error { return run(ctx, w, cfg) })
 }
 
 // fakeConfig is the fake API of the demo: Tier 1 limits, short replies, and
 // an overload error (Retry-After: 1) for the first request.
-func fakeConfig() llmhttptest.Config {
-	return llmhttptest.Config{
-		Output: func(llmhttptest.Request) int64 { return 12 },
-		Faults: []llmhttptest.Fault{{Kind: llmhttptest.Overloaded, Count: 1, RetryAfter: time.Second}},
-	}
-}
+func fakeConfig() llmhttptest.Config { return demo.FakeConfig(llmhttptest.Overloaded) }
 
 // config is what run needs. An empty URL means the provider's real API.
 type config struct {
@@ -82,7 +57,7 @@ func run(ctx context.Context, w io.Writer, cfg config) error {
 	// One llmhttp transport for every client of the program: it keeps
 	// separate pacing state per host, key and model. The hook only prints
 	// what llmhttp does; New(base) alone is enough.
-	hc := &http.Client{Transport: llmhttp.New(cfg.base(),
+	hc := &http.Client{Transport: llmhttp.New(demo.Transport(cfg.Base),
 		llmhttp.WithRetryPolicy(llmhttp.RetryPolicy{OnRetry: func(e llmhttp.RetryEvent) {
 			fmt.Fprintf(w, "  llmhttp: attempt %d got %d %s; retrying in %v\n",
 				e.Attempt, e.Status, e.Class, e.Delay.Round(time.Millisecond))
@@ -147,14 +122,4 @@ func run(ctx context.Context, w io.Writer, cfg config) error {
 		fmt.Fprintf(w, "\n  (%d chunks)\n\n", chunks)
 	}
 	return nil
-}
-
-// base returns the transport beneath llmhttp.
-func (cfg config) base() http.RoundTripper {
-	if cfg.Base != nil {
-		return cfg.Base
-	}
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.ResponseHeaderTimeout = 10 * time.Minute
-	return t
 }

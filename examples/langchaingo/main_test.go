@@ -1,11 +1,12 @@
 package main
 
 import (
-	"bytes"
+	"io"
 	"strings"
 	"testing"
 	"testing/synctest"
 
+	"github.com/llmhttp/llmhttp/examples/internal/demo"
 	"github.com/llmhttp/llmhttp/llmhttptest"
 )
 
@@ -20,20 +21,11 @@ func TestLangchaingoExample(t *testing.T) {
 			OpenAIKey: "sk-test", OpenAIURL: "http://fake.test/v1", OpenAIModel: "gpt-4.1-mini",
 			Base: h.Transport(),
 		}
-		var out bytes.Buffer
-		if err := run(t.Context(), &out, cfg); err != nil {
-			t.Fatalf("run: %v\n%s", err, out.String())
-		}
-		got := out.String()
-		t.Log(got)
-		for _, want := range []string{
+		got := demo.Output(t, func(w io.Writer) error { return run(t.Context(), w, cfg) })
+		demo.Contains(t, got,
 			"attempt 1 got 529 overloaded; retrying in 1",
 			"anthropic GenerateContent, streamed", "openai GenerateContent, streamed",
-		} {
-			if !strings.Contains(got, want) {
-				t.Errorf("output lacks %q", want)
-			}
-		}
+		)
 		if n := strings.Count(got, "the fox saw two big owl fly off and one red ant"); n != 4 {
 			t.Errorf("got %d whole replies, want 4", n)
 		}

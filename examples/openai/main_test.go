@@ -1,7 +1,7 @@
 package main
 
 import (
-	"bytes"
+	"io"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/openai/openai-go/v3"
 
+	"github.com/llmhttp/llmhttp/examples/internal/demo"
 	"github.com/llmhttp/llmhttp/llmhttptest"
 )
 
@@ -19,22 +20,13 @@ func TestOpenAIExample(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := llmhttptest.NewHandler(fakeConfig())
 		cfg := config{APIKey: "sk-test", BaseURL: "http://fake.test/v1", Model: openai.ChatModelGPT4_1Mini, Base: h.Transport()}
-		var out bytes.Buffer
 		start := time.Now()
-		if err := run(t.Context(), &out, cfg); err != nil {
-			t.Fatalf("run: %v\n%s", err, out.String())
-		}
-		got := out.String()
-		t.Log(got)
-		for _, want := range []string{
+		got := demo.Output(t, func(w io.Writer) error { return run(t.Context(), w, cfg) })
+		demo.Contains(t, got,
 			"attempt 1 got 429 rate_limited; retrying in 1", "the server's Retry-After",
 			"Chat.Completions.NewStreaming", "finish reason stop, 12 completion tokens",
 			"through option.WithMiddleware", "pacer, gpt-4.1-mini: sent 3, throttled 1",
-		} {
-			if !strings.Contains(got, want) {
-				t.Errorf("output lacks %q", want)
-			}
-		}
+		)
 		if strings.Count(got, "the fox saw") != 3 {
 			t.Errorf("want three replies")
 		}

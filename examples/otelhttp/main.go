@@ -29,8 +29,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/signal"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -43,34 +41,23 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/llmhttp/llmhttp"
+	"github.com/llmhttp/llmhttp/examples/internal/demo"
 	"github.com/llmhttp/llmhttp/llmhttptest"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-
-	cfg := config{APIKey: os.Getenv("ANTHROPIC_API_KEY"), BaseURL: "https://api.anthropic.com"}
-	if cfg.APIKey == "" {
-		srv := llmhttptest.NewServer(fakeConfig())
-		defer srv.Close()
-		cfg.APIKey, cfg.BaseURL = "sk-ant-fake", srv.URL
-		fmt.Printf("ANTHROPIC_API_KEY is not set: using llmhttptest's fake Anthropic API at %s\n\n", srv.URL)
+	fake := &demo.Fake{Name: "Anthropic API", Config: fakeConfig()}
+	cfg := config{}
+	cfg.APIKey, cfg.BaseURL = fake.Key("ANTHROPIC_API_KEY", "sk-ant-fake", "")
+	if cfg.BaseURL == "" {
+		cfg.BaseURL = "https://api.anthropic.com"
 	}
-	if err := run(ctx, os.Stdout, cfg); err != nil {
-		fmt.Fprintln(os.Stderr, "otelhttp:", err)
-		os.Exit(1)
-	}
+	demo.Main("otelhttp", fake, func(ctx context.Context, w io.Writer) error { return run(ctx, w, cfg) })
 }
 
 // fakeConfig is the fake API of the demo: Tier 1 limits, short replies, and
 // a 529 overloaded_error (Retry-After: 1) for the first request.
-func fakeConfig() llmhttptest.Config {
-	return llmhttptest.Config{
-		Output: func(llmhttptest.Request) int64 { return 12 },
-		Faults: []llmhttptest.Fault{{Kind: llmhttptest.Overloaded, Count: 1, RetryAfter: time.Second}},
-	}
-}
+func fakeConfig() llmhttptest.Config { return demo.FakeConfig(llmhttptest.Overloaded) }
 
 // config is what run needs.
 type config struct {
@@ -123,13 +110,10 @@ func run(ctx context.Context, w io.Writer, cfg config) error {
 // summarise sends one Messages request with net/http.
 func summarise(ctx context.Context, c *http.Client, cfg config, doc string) error {
 	body := fmt.Sprintf(`{"model":"claude-haiku-4-5","max_tokens":64,"messages":[{"role":"user","content":"Summarise %s."}]}`, doc)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, cfg.BaseURL+"/v1/messages", strings.NewReader(body))
+	req, err := demo.NewMessagesRequest(ctx, cfg.BaseURL, cfg.APIKey, strings.NewReader(body))
 	if err != nil {
 		return err
 	}
-	req.Header.Set("x-api-key", cfg.APIKey)
-	req.Header.Set("anthropic-version", "2023-06-01")
-	req.Header.Set("content-type", "application/json")
 	resp, err := c.Do(req)
 	if err != nil {
 		return err
