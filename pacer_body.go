@@ -2,6 +2,7 @@ package llmhttp
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"sync"
 	"time"
@@ -214,11 +215,20 @@ func (pp *pacerPart) bodyDone(f *pflight, open bool, u usage) {
 	if u.input >= 0 {
 		pp.learn.observeInput(f.estInput, u.input)
 	}
+	var shared *Settlement
 	if open {
-		pp.settle(time.Now(), f, true, u.output)
+		now := time.Now()
+		pp.observeServed(now.Sub(f.sent))
+		refund, debit := pp.settle(now, f, true, u.output)
+		if pp.p.s.Store != nil {
+			shared = &Settlement{Now: now, Limits: pp.limitsLocked(), Refund: Amounts(refund), Debit: Amounts(debit)}
+		}
 		if h := pp.queue.head(); h != nil {
 			h.notify()
 		}
 	}
 	pp.mu.Unlock()
+	if shared != nil {
+		pp.settleShared(context.Background(), shared)
+	}
 }

@@ -21,20 +21,20 @@ const (
 var pdimNames = [pdCount]string{"requests", "requests_per_day", "tokens", "input_tokens", "output_tokens"}
 
 // limitOf returns dimension d of l.
-func limitOf(l *Limits, d pdim) Limit {
+func limitOf(l *Limits, d pdim) *Limit {
 	switch d {
 	case pdRequests:
-		return l.Requests
+		return &l.Requests
 	case pdRequestsPerDay:
-		return l.RequestsPerDay
+		return &l.RequestsPerDay
 	case pdTokens:
-		return l.Tokens
+		return &l.Tokens
 	case pdInput:
-		return l.InputTokens
+		return &l.InputTokens
 	case pdOutput:
-		return l.OutputTokens
+		return &l.OutputTokens
 	}
-	return Limit{}
+	return &Limit{}
 }
 
 // pcost is a request's cost in each dimension.
@@ -68,6 +68,9 @@ const (
 	// foreignForget is how long the estimate holds without a measurement,
 	// and then the time constant of its fading.
 	foreignForget = 15 * time.Second
+	// demandForget is the time constant of that fading while requests
+	// wait on the bucket.
+	demandForget = 2 * time.Minute
 	// contended is the foreign consumption, as a share of the rate, above
 	// which a bucket counts as contended by other clients.
 	contended = 0.15
@@ -81,11 +84,25 @@ const (
 	// client's share.
 	lowWater = 0.25
 	// shareCut is the multiplicative decrease of the share; shareRise how
-	// long the additive increase takes to add the whole rate; cutSpacing
-	// the least time between two cuts (about one round trip).
+	// many windows the additive increase takes to add the whole rate (two:
+	// a client waiting with nothing in flight hears no report, and probes
+	// the others' share by this rise alone — a faster one, a 429 more
+	// often); cutSpacing the least time between two cuts (about one round
+	// trip).
 	shareCut   = 0.7
-	shareRise  = 60 * time.Second
+	shareRise  = 2
 	cutSpacing = 2 * time.Second
+	// staleShare is the error assumed of the estimate of other clients'
+	// consumption, as a share of it, for the margin of a wary bucket.
+	staleShare = 0.25
+	// waryMeasurements is how many measurements of other clients'
+	// consumption a bucket keeps the contention margin for, and
+	// waryAfterCut how long after a 429 it did not expect (see wary).
+	waryMeasurements = 3
+	// waryReports is how many reports a bucket takes as the start, when
+	// every client of a shared key may have just read a full bucket.
+	waryReports  = 3
+	waryAfterCut = time.Minute
 	// minShare is the least share of the refill rate the pacer keeps for
 	// itself, however much other clients seem to consume.
 	minShare = 1.0 / 16
@@ -113,14 +130,25 @@ const (
 // capacity is 0 is unknown and never limits.
 type pbucket struct {
 	capacity float64       // tokens; 0: unknown
-	window   time.Duration // over which capacity refills
-	rate     float64       // refill, tokens per second
+	window   time.Duration // over which capacity refills (see win)
+	rate     float64       // refill, tokens per second: capacity/window
 	level    float64       // at last
 	last     time.Time
 
+	// win is what the reports showed of the window, around its prior.
+	win windowTrack
+
+	// shared reports that the bucket mirrors one in a PacerStore, which
+	// accounts for other processes exactly: it refills at the full rate,
+	// with none of the estimates below.
+	shared bool
+
 	// synced reports that the level came from a server report at least
-	// once; until then it is an up-front limit's assumption.
-	synced bool
+	// once (the last at syncedAt); until then it is an up-front limit's
+	// assumption.
+	synced   bool
+	syncedAt time.Time
+	reports  int // reports synced from
 
 	// fsig is the estimated consumption of other clients of the same
 	// bucket, in tokens per second, as of anchorAt (the start of the
@@ -133,6 +161,8 @@ type pbucket struct {
 	// shadow − report over the reports of the measurement.
 	fsig     float64
 	interval time.Duration // between measurements
+	measured int           // measurements made
+	demandAt time.Time     // the last request that waited for the bucket
 	anchorAt time.Time
 	lost     float64
 	shadow   float64
@@ -142,7 +172,8 @@ type pbucket struct {
 	// an AIMD share of the rate, in tokens per second, as of shareAt; 0
 	// when not engaged. It is cut multiplicatively (shareCut) when a report
 	// shows a contended bucket below lowWater, or after a 429 the pacer did
-	// not expect, and rises additively by the whole rate every shareRise;
+	// not expect, and rises additively by the whole rate every shareRise
+	// windows;
 	// once back at the rate it disengages. The same cut seen by every
 	// client, and the same rise, make the shares converge to equal ones
 	// (the TCP congestion-avoidance argument), where the foreign estimate
@@ -168,9 +199,12 @@ func (b *pbucket) known() bool { return b.capacity > 0 }
 // now: the limit's rate less other clients' consumption, never below
 // minShare of it, and at most the AIMD share while that is engaged.
 func (b *pbucket) refill(now time.Time) float64 {
+	if b.shared {
+		return b.rate
+	}
 	r := max(b.rate-max(b.fsigAt(now), 0), b.rate*minShare)
 	if b.share > 0 {
-		sh := b.share + b.rate*max(now.Sub(b.shareAt).Seconds(), 0)/shareRise.Seconds()
+		sh := b.share + b.rate*max(now.Sub(b.shareAt).Seconds(), 0)/(shareRise*b.window.Seconds())
 		if sh >= b.rate {
 			b.share = 0
 		} else {
@@ -183,17 +217,43 @@ func (b *pbucket) refill(now time.Time) float64 {
 // fsigAt returns the estimate of other clients' consumption at t. Without
 // a measurement for foreignForget (beyond the measuring interval) it fades,
 // with that time constant: a client that sends nothing hears no reports,
-// and must not stay shut out after the others have stopped.
+// and must not stay shut out after the others have stopped. It fades eight
+// times slower while requests wait on the bucket: a client waiting with
+// nothing in flight hears no reports either, and fading fast would make it
+// send on an ever rosier guess of what the others left — a 429 — where
+// holding lets it send at about the rate the others were seen to leave,
+// and its answer's report tells it more.
 func (b *pbucket) fsigAt(t time.Time) float64 {
 	f := b.fsig
-	if el := t.Sub(b.anchorAt) - foreignForget - b.interval; f > 0 && el > 0 {
-		f *= math.Exp(-el.Seconds() / foreignForget.Seconds())
+	el := t.Sub(b.anchorAt) - foreignForget - b.interval
+	if f <= 0 || el <= 0 {
+		return f
 	}
-	return f
+	tau := foreignForget
+	if t.Sub(b.demandAt) < foreignForget {
+		tau = demandForget
+	}
+	return f * math.Exp(-el.Seconds()/tau.Seconds())
 }
 
 // isContended reports whether other clients were seen to drain the bucket.
-func (b *pbucket) isContended(now time.Time) bool { return b.fsigAt(now) > contended*b.rate }
+func (b *pbucket) isContended(now time.Time) bool {
+	return !b.shared && b.fsigAt(now) > contended*b.rate
+}
+
+// wary reports whether requests should keep a margin against other
+// clients: while the bucket is contended; before other clients'
+// consumption could be measured, as soon as the reports show some (clients
+// of a shared key that start together race for the first buckets before
+// any of them can tell); and for a while after a 429 the pacer did not
+// expect.
+func (b *pbucket) wary(now time.Time) bool {
+	if b.shared {
+		return false
+	}
+	early := b.measured < waryMeasurements && b.lost > 2*max(b.margin, 1)
+	return b.isContended(now) || early || (!b.cutAt.IsZero() && now.Sub(b.cutAt) < waryAfterCut)
+}
 
 // rising reports whether the bucket's refill is below its rate and rising
 // (the AIMD share is engaged).
@@ -205,7 +265,7 @@ func (b *pbucket) rising(now time.Time) bool {
 // cut lowers the AIMD share to shareCut of the current refill, at most once
 // per cutSpacing.
 func (b *pbucket) cut(now time.Time) {
-	if !b.known() || now.Sub(b.cutAt) < cutSpacing {
+	if !b.known() || b.shared || now.Sub(b.cutAt) < cutSpacing {
 		return
 	}
 	b.advance(now)
@@ -231,12 +291,19 @@ func (b *pbucket) wait(now time.Time, n float64) time.Duration {
 	if !b.known() || n <= 0 {
 		return 0
 	}
+	b.demandAt = now
 	b.advance(now)
 	n += b.margin
-	if b.isContended(now) {
+	if b.wary(now) {
 		// Other clients drain this bucket between reports: keep a margin
-		// for what they may take before the next one.
+		// for what they may take before the next one, and for the error of
+		// the estimate of their consumption, which grows with the time
+		// since the last report (at most one more request's worth).
 		n += max(contentionMargin*b.capacity, contentionRequests*b.avgTake)
+		if b.synced {
+			stale := staleShare * max(b.fsigAt(now), 0) * max(now.Sub(b.syncedAt).Seconds(), 0)
+			n += min(stale, b.avgTake)
+		}
 	}
 	return b.waitRaw(min(n, b.capacity))
 }
@@ -310,11 +377,14 @@ func (b *pbucket) configure(now time.Time, limit int64, window time.Duration, fu
 	if limit <= 0 {
 		return
 	}
-	if window <= 0 {
-		window = time.Minute
+	c := float64(limit)
+	if c == b.capacity && (window <= 0 || window == b.win.prior) {
+		return // the same limit again: the common case
+	}
+	if window > 0 {
+		b.win.prior = window
 	}
 	b.advance(now)
-	c := float64(limit)
 	if !b.known() {
 		b.level = 0
 		if full {
@@ -324,9 +394,43 @@ func (b *pbucket) configure(now time.Time, limit int64, window time.Duration, fu
 		b.shadow, b.shadowAt = b.level, now
 	}
 	b.capacity = c
-	b.window = window
-	b.rate = c / window.Seconds()
 	b.level = min(b.level, c)
+	b.applyWindow()
+}
+
+// applyWindow sets the window and the refill rate from what was learned;
+// the bucket must have been advanced to now.
+func (b *pbucket) applyWindow() {
+	b.window = b.win.window()
+	b.rate = b.capacity / b.window.Seconds()
+}
+
+// fastestRate returns the fastest refill the reports allow: the rate of
+// the shortest window they leave possible, at most half as fast again as
+// the rate in use.
+func (b *pbucket) fastestRate() float64 {
+	w := b.window.Seconds()
+	if b.win.r.ok() && !b.win.fixed {
+		w = max(min(w, b.win.r.lo), w/1.5)
+	}
+	return b.capacity / w
+}
+
+// learnWindow learns from report rep, whose evidence about the window
+// (with that of the other buckets of its report that share its prior) is
+// ev, and adopts the window it implies from now on.
+func (b *pbucket) learnWindow(now time.Time, rep *Limit, ev winRange, round float64, grain, lag time.Duration) {
+	if !b.known() {
+		return
+	}
+	if !b.win.observe(rep, ev, round, grain, lag) {
+		return
+	}
+	if w := b.win.window(); w != b.window {
+		b.advance(now)
+		b.advanceShadow(now)
+		b.applyWindow()
+	}
 }
 
 // sync resynchronises the bucket from a server report rep at now, minus
@@ -346,15 +450,8 @@ func (b *pbucket) configure(now time.Time, limit int64, window time.Duration, fu
 // clients' consumption (fsig), which lowers this client's refill; when it
 // is large the bucket is contended: requests wait for a margin on top of
 // their cost, and the AIMD share (share) is cut when the bucket runs low.
-func (b *pbucket) sync(now time.Time, rep Limit, uncounted, round float64) {
-	b.reported = rep
-	window := rep.Window
-	if b.known() && rep.Exhausted() && window > b.window {
-		// An exhausted bucket whose reset is further than its window is in
-		// debt (output charged after the fact), not a longer window.
-		window = b.window
-	}
-	b.configure(now, rep.Limit, window, false)
+func (b *pbucket) sync(now time.Time, rep *Limit, uncounted, round float64) {
+	b.reported = *rep
 	if !b.known() || !rep.HasRemaining {
 		return
 	}
@@ -372,11 +469,12 @@ func (b *pbucket) sync(now time.Time, rep Limit, uncounted, round float64) {
 			target = min(0, implied)
 		} else {
 			// Remaining may be rounded (Anthropic: to the thousand) and
-			// reset to the second; believe the lower, but not far below
-			// remaining, in case reset means something else (a fixed
-			// window's end).
-			slack := max(round, b.rate)
-			target = max(min(target, implied), target-slack)
+			// reset to the second; believe the lower, but not below what
+			// the rounding of remaining allows: a reset rounded up to the
+			// second says a second of refill less than the truth, which
+			// for a short window or a large limit is far more than the
+			// rounding of remaining.
+			target = max(min(target, implied), target-max(round, 1))
 		}
 	}
 	target -= uncounted
@@ -398,7 +496,8 @@ func (b *pbucket) sync(now time.Time, rep Limit, uncounted, round float64) {
 		}
 		b.level += gain * b.refill(now) / b.rate * (target - b.level)
 	}
-	b.synced = true
+	b.synced, b.syncedAt = true, now
+	b.reports++
 }
 
 // measure updates the estimate of other clients' consumption from a report
@@ -426,6 +525,7 @@ func (b *pbucket) measure(now time.Time, target, round float64) {
 	f += w * (b.lost/dt.Seconds() - f)
 	b.fsig = min(max(f, -b.rate), b.rate)
 	b.anchorAt, b.lost = now, 0
+	b.measured++
 }
 
 // secondsToDuration converts seconds to a Duration, rounding up and

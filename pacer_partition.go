@@ -21,7 +21,7 @@ const (
 	risingRecheck = time.Second
 	// ambiguousAfter is how many 429s on an empty output bucket make the
 	// pacer assume reservation.
-	ambiguousAfter = 2
+	ambiguousAfter = 1
 	// refuteAfter is how many consecutive reports must contradict
 	// reservation before the pacer stops assuming it.
 	refuteAfter = 2
@@ -34,7 +34,7 @@ type pacerPart struct {
 	provider Provider
 
 	mu      sync.Mutex
-	store   pacerStore
+	store   localStore
 	queue   pqueue
 	flights []*pflight
 	slow    slowDown
@@ -60,16 +60,26 @@ type pacerPart struct {
 	transit    time.Duration
 	hasTransit bool
 	latency    float64 // seconds
+	// minServe is the shortest time seen from sending a request to the end
+	// of its answer: a request in flight for less (less the transit) cannot
+	// have ended at the server.
+	minServe time.Duration
+	hasServe bool
 
-	sent, throttled, refused int64
+	// refundedAt is when a settled request last refunded output (see
+	// inferCharging).
+	refundedAt time.Time
+
+	sent, throttled, refused, storeErrors int64
 }
 
 // pflight is a request in flight: sent, and its cost not yet settled.
 type pflight struct {
-	idx  int // in pacerPart.flights; -1 once finished
-	seq  uint64
-	sent time.Time
-	cost pcost
+	idx     int // in pacerPart.flights; -1 once finished
+	seq     uint64
+	sent    time.Time
+	arrived time.Time // when the request reached the pacer
+	cost    pcost
 	// outUncounted reports that the output part of cost is not counted by
 	// the server until generation ends (OutputGenerated, or no max_tokens).
 	outUncounted bool
@@ -87,12 +97,14 @@ type flightBody struct {
 }
 
 func newPacerPart(p *Pacer, key Partition, provider Provider, upfront *Limits, now time.Time) *pacerPart {
-	st := &localStore{}
-	st.configure(now, *upfront)
-	return &pacerPart{
-		p: p, key: key, provider: provider, store: st,
-		learn: newLearned(p.s.OutputCharging, provider),
+	pp := &pacerPart{p: p, key: key, provider: provider, learn: newLearned(p.s.OutputCharging, provider)}
+	if p.s.Store != nil {
+		for d := range pp.store.buckets {
+			pp.store.buckets[d].shared = true
+		}
 	}
+	pp.store.configure(now, upfront)
+	return pp
 }
 
 // memoEstimate returns the estimate remembered for info's request.
@@ -133,6 +145,7 @@ func (pp *pacerPart) admit(req *http.Request, info *requestInfo, est Estimate) (
 	if len(pp.queue) == 0 {
 		if d, _, blocked := pp.delay(now, &cost, &need, info); d == 0 && !blocked {
 			f := pp.take(now, &cost, outUnc, info, est, &ev)
+			f.arrived = arrived
 			pp.mu.Unlock()
 			ev.fire(s)
 			return f, nil, nil
@@ -160,6 +173,7 @@ func (pp *pacerPart) admit(req *http.Request, info *requestInfo, est Estimate) (
 			if d == 0 && !blocked {
 				pp.queue.remove(w)
 				f := pp.take(now, &cost, outUnc, info, est, &ev)
+				f.arrived = arrived
 				pp.mu.Unlock()
 				ev.fire(s)
 				pp.waited(req, now.Sub(arrived), cause, nil, nil)
@@ -244,7 +258,12 @@ func (pp *pacerPart) delay(now time.Time, c, need *pcost, info *requestInfo) (d 
 			d, cause = w, "stagger"
 		}
 	}
-	if w, dim := pp.store.wait(now, *c, *need, true); w > d {
+	// The room a request needs beyond its cost is checked against this
+	// client's share of the bucket only while requests are in flight,
+	// whose answers' reports will raise that share: with none, the share
+	// believed of a first report (a quarter) would hold a large request
+	// until the refill alone covered it.
+	if w, dim := pp.store.wait(now, *c, *need, true, len(pp.flights) > 0); w > d {
 		d, cause = w, pdimNames[dim]
 		if pp.store.bucket(dim).rising(now) {
 			// The refill grows while it waits: look again soon.
@@ -286,7 +305,7 @@ func (pp *pacerPart) predict(now time.Time, w *pwaiter, isHead bool, d time.Dura
 	}
 	sum, n := pp.queue.ahead(w)
 	sum.add(&w.cost)
-	pred, _ := pp.store.wait(now, sum, sum, false)
+	pred, _ := pp.store.wait(now, sum, sum, false, false)
 	if g := pp.store.gateUntil(); g.After(now) {
 		pred = max(pred, g.Sub(now))
 	}
@@ -368,7 +387,7 @@ func (pp *pacerPart) stats(now time.Time) PacerStats {
 			return BucketStats{Reported: b.reported}
 		}
 		b.advance(now)
-		return BucketStats{Limit: int64(b.capacity), Level: b.level, RefillPerSecond: b.refill(now), Reported: b.reported}
+		return BucketStats{Limit: int64(b.capacity), Level: b.level, Window: b.window, RefillPerSecond: b.refill(now), Reported: b.reported}
 	}
 	st := PacerStats{
 		Partition:       pp.key,
@@ -387,6 +406,7 @@ func (pp *pacerPart) stats(now time.Time) PacerStats {
 		Sent:            pp.sent,
 		Throttled:       pp.throttled,
 		Refused:         pp.refused,
+		StoreErrors:     pp.storeErrors,
 	}
 	if r := pp.slow.limitAt(now, pp.p.s.RecoveryTime); r > 0 && r < 1e300 {
 		st.SendRate = r

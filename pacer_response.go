@@ -1,6 +1,7 @@
 package llmhttp
 
 import (
+	"context"
 	"net/http"
 	"time"
 )
@@ -23,7 +24,7 @@ var monthlyCodes = [...]string{
 // the buckets from the headers, closes the gate on a server-given wait,
 // cuts the sending rate on slow_down and overload, latches a quota, and
 // wraps a successful response's body to learn its usage.
-func (pp *pacerPart) finish(f *pflight, info *requestInfo, resp *http.Response, err error) {
+func (pp *pacerPart) finish(ctx context.Context, f *pflight, info *requestInfo, resp *http.Response, err error) {
 	s := &pp.p.s
 	now := time.Now()
 	class := s.Classifier(resp, err)
@@ -53,10 +54,25 @@ func (pp *pacerPart) finish(f *pflight, info *requestInfo, resp *http.Response, 
 	if err == nil && resp != nil {
 		pp.observeLatency(now.Sub(f.sent), status/100 != 2 || f.stream)
 	}
-	if !keep {
-		pp.settle(now, f, ok2xx || resp == nil, -1)
+	refundedAt := pp.refundedAt
+	var shared *Settlement
+	if s.Store != nil {
+		shared = &Settlement{Now: now}
 	}
-	pp.sync(now, &lim, f, class)
+	if !keep {
+		if ok2xx {
+			pp.observeServed(now.Sub(f.sent))
+		}
+		refund, debit := pp.settle(now, f, ok2xx || resp == nil, -1)
+		if shared != nil {
+			shared.Refund, shared.Debit = Amounts(refund), Amounts(debit)
+		}
+	}
+	pp.sync(now, &lim, f, class, refundedAt)
+	if shared != nil {
+		shared.Limits = pp.limitsLocked()
+		pp.reportedLocked(shared, &lim, now)
+	}
 
 	switch class {
 	case ClassRateLimited, ClassSlowDown:
@@ -89,9 +105,9 @@ func (pp *pacerPart) finish(f *pflight, info *requestInfo, resp *http.Response, 
 	}
 	switch class {
 	case ClassSlowDown:
-		pp.slow.cut(now, f.sent, s.SlowDownFactor, s.RecoveryTime)
+		pp.slow.cut(now, f.sent, s.SlowDownFactor, pp.slowFloor(), s.RecoveryTime)
 	case ClassOverloaded:
-		pp.slow.cut(now, f.sent, s.OverloadFactor, s.RecoveryTime)
+		pp.slow.cut(now, f.sent, s.OverloadFactor, pp.slowFloor(), s.RecoveryTime)
 	case ClassQuota:
 		if !quotaEnd.IsZero() && quotaEnd.After(pp.quotaUntil) {
 			pp.quotaUntil, pp.quotaMsg = quotaEnd, quotaWhy
@@ -100,14 +116,30 @@ func (pp *pacerPart) finish(f *pflight, info *requestInfo, resp *http.Response, 
 	if h := pp.queue.head(); h != nil {
 		h.notify()
 	}
+	if shared != nil && ev.closed != nil {
+		shared.GateUntil = ev.closed.Until
+	}
 	pp.mu.Unlock()
 	ev.fire(s)
+	if shared != nil {
+		pp.settleShared(ctx, shared)
+	}
 
 	if ok2xx && resp.Body != nil && resp.Body != http.NoBody {
 		b := f.body
 		b.rc, b.pp, b.f, b.open = resp.Body, pp, f, keep
 		resp.Body = b
 	}
+}
+
+// slowFloor returns the least rate a slow-down cut may leave, in requests
+// per second, beyond minSendRate: limitFloorShare of the server's request
+// limit, when known.
+func (pp *pacerPart) slowFloor() float64 {
+	if b := pp.store.bucket(pdRequests); b.known() {
+		return limitFloorShare * b.rate
+	}
+	return 0
 }
 
 // reportsLevels reports whether lim holds the remaining of some bucket.
@@ -137,13 +169,25 @@ func (pp *pacerPart) observeLatency(d time.Duration, quick bool) {
 	}
 }
 
+// observeServed learns from a request served d after it was sent (its
+// whole answer, for a stream).
+func (pp *pacerPart) observeServed(d time.Duration) {
+	if d = max(d, 0); !pp.hasServe || d < pp.minServe {
+		pp.minServe, pp.hasServe = d, true
+	}
+}
+
 // settle ends flight f: it leaves the flights and, when the request was
 // served (or may have been), its output reservation is refunded down to the
 // output expected (or actual, when known); when the server answered with an
 // error, every token it was charged is refunded (only the request counts).
-func (pp *pacerPart) settle(now time.Time, f *pflight, served bool, actual int64) {
+//
+// It returns what the shared store (if any) should be given back and
+// charged more: the same refund, and once the actual output is known, the
+// difference between it and the output charged.
+func (pp *pacerPart) settle(now time.Time, f *pflight, served bool, actual int64) (refund, debit pcost) {
 	if f.idx < 0 {
-		return
+		return refund, debit
 	}
 	last := len(pp.flights) - 1
 	pp.flights[f.idx] = pp.flights[last]
@@ -168,7 +212,25 @@ func (pp *pacerPart) settle(now time.Time, f *pflight, served bool, actual int64
 			back[pdOutput], back[pdTokens] = r, r
 		}
 	}
+	if served && (back[pdOutput] > 0 || back[pdTokens] > 0) {
+		// The server gave back an unused reservation too (an answer it did
+		// not serve was never charged).
+		pp.refundedAt = now
+	}
 	pp.store.give(now, back)
+	refund = back
+	if served && actual >= 0 {
+		// The local buckets follow the headers; the shared ones learn the
+		// truth here.
+		switch d := float64(actual) - f.cost[pdOutput]; {
+		case d > 0:
+			debit[pdOutput], debit[pdTokens] = d, d
+			refund[pdOutput], refund[pdTokens] = 0, 0
+		case d < 0:
+			refund[pdOutput], refund[pdTokens] = -d, -d
+		}
+	}
+	return refund, debit
 }
 
 // uncounted returns the cost of the requests in flight that a report made
@@ -177,7 +239,7 @@ func (pp *pacerPart) settle(now time.Time, f *pflight, served bool, actual int64
 // is counted only when generated.
 func (pp *pacerPart) uncounted(now time.Time) (u pcost) {
 	for _, f := range pp.flights {
-		if now.Sub(f.sent) < pp.transit {
+		if now.Sub(f.sent) <= pp.transit {
 			u.add(&f.cost)
 			continue
 		}
@@ -191,29 +253,36 @@ func (pp *pacerPart) uncounted(now time.Time) (u pcost) {
 
 // sync resynchronises the buckets from lim, and checks what lim says about
 // the output charging rule.
-func (pp *pacerPart) sync(now time.Time, lim *Limits, f *pflight, class Class) {
+func (pp *pacerPart) sync(now time.Time, lim *Limits, f *pflight, class Class, refundedAt time.Time) {
+	var r report
 	known := false
 	for d := range pdCount {
-		if limitOf(lim, d).Known() {
-			known = true
-			break
+		if rep := limitOf(lim, d); rep.Known() {
+			r.reps[d], known = rep, true
+			r.round[d] = roundingOf(pp.provider, d)
+			if !rep.Reset.IsZero() {
+				r.grain[d] = resetGrain(pp.provider, rep.Reset.Sub(now))
+			}
 		}
 	}
 	if !known {
 		return
 	}
-	u := pp.uncounted(now)
-	var round pcost
-	for d := range pdCount {
-		round[d] = roundingOf(pp.provider, d)
+	r.uncounted = pp.uncounted(now)
+	if pp.hasTransit {
+		r.lag = pp.transit
 	}
-	pp.store.sync(now, *lim, u, round)
-	pp.inferCharging(now, lim, f, class)
+	if pp.provider == ProviderAnthropic {
+		r.skew = absoluteSkew
+	}
+	pp.store.sync(now, &r)
+	pp.inferCharging(now, lim, f, class, refundedAt)
 }
 
 // inferCharging updates the assumed output charging rule from a report
-// (OutputAuto only). See PacerSettings.OutputCharging.
-func (pp *pacerPart) inferCharging(now time.Time, lim *Limits, f *pflight, class Class) {
+// (OutputAuto only); refundedAt is when an earlier response last refunded
+// output. See PacerSettings.OutputCharging.
+func (pp *pacerPart) inferCharging(now time.Time, lim *Limits, f *pflight, class Class, refundedAt time.Time) {
 	l := &pp.learn
 	if !l.auto {
 		return
@@ -227,31 +296,53 @@ func (pp *pacerPart) inferCharging(now time.Time, lim *Limits, f *pflight, class
 		return
 	}
 	slack := roundingOf(pp.provider, d)
-	if l.rule == OutputReserved || !l.confirmed {
+	// Other clients' refunds raise the remaining too: a contended or shared
+	// bucket cannot refute reservation.
+	if b := pp.store.bucket(d); (l.rule == OutputReserved || !l.confirmed) && !b.shared && !b.isContended(now) {
 		// Under reservation the remaining excludes the max_tokens of every
 		// request in flight the server has admitted, less what the bucket
 		// refilled since the oldest of them was admitted. A remaining
 		// higher than that refutes reservation (or confirms generation).
-		var reserved float64
+		// Only requests sent after the last refund count: a request that
+		// ended since one of them was sent gave back its unused
+		// reservation, which the report includes. One request old enough
+		// to have ended at the server already may have given back its
+		// reservation, its answer still on the way (crossing); and the
+		// answer's own request, if served, did.
+		var reserved, crossing float64
 		oldest := now
 		for _, o := range pp.flights {
-			if now.Sub(o.sent) < pp.transit {
+			age := now.Sub(o.sent)
+			if age < pp.transit || !o.sent.After(refundedAt) {
 				continue
 			}
+			var res, out float64
 			if o.outUncounted {
-				reserved += float64(o.maxOut)
+				out = float64(o.maxOut)
+				res = out
 				if d == pdTokens {
-					reserved += o.cost[pdInput]
+					res += o.cost[pdInput]
 				}
 			} else {
-				reserved += o.cost[d]
+				out = o.cost[pdOutput]
+				res = o.cost[d]
 			}
+			if pp.hasServe && age >= pp.minServe-pp.transit {
+				crossing = max(crossing, out)
+			}
+			reserved += res
 			if o.sent.Before(oldest) {
 				oldest = o.sent
 			}
 		}
 		if b := pp.store.bucket(d); b.known() {
-			reserved -= b.rate * now.Sub(oldest).Seconds()
+			reserved -= b.fastestRate() * now.Sub(oldest).Seconds()
+		}
+		reserved -= crossing
+		if f != nil && class == ClassOK {
+			// The answer's own request, served, gave back what it did not
+			// use of its reservation just before the report was made.
+			reserved -= float64(f.maxOut)
 		}
 		if reserved >= 2*slack {
 			if float64(rep.Remaining) > float64(rep.Limit)-reserved+slack {

@@ -10,10 +10,19 @@ import (
 // Slow-down tuning.
 const (
 	// sendRateWindow is the time constant of the measured sending rate.
-	sendRateWindow = 2 * time.Second
+	sendRateWindow = 5 * time.Second
+	// minCutSends is how many requests (decayed over sendRateWindow) must
+	// have been sent recently for the sending rate to be measured: a quiet
+	// partition is not slowed down (its few requests are the retry layer's
+	// business, and the breaker's).
+	minCutSends = 5
 	// minSendRate is the floor of the slowed-down sending rate, in requests
-	// per second (6 a minute): a cut never stops a partition.
-	minSendRate = 0.1
+	// per second: a cut never spaces requests more than a second apart.
+	minSendRate = 1.0
+	// limitFloorShare is the floor of the slowed-down sending rate as a
+	// share of the server's own request limit (its refill rate): a cut
+	// never brings a partition below a tenth of what the server allows.
+	limitFloorShare = 0.1
 )
 
 // slowDown is the AIMD cap on a partition's sending rate (the AWS adaptive
@@ -21,6 +30,14 @@ const (
 // fraction of what was being sent (multiplicative decrease); the cap then
 // rises linearly back to that rate over the recovery time (additive
 // increase), after which it is lifted.
+//
+// The rate cut is the one measured over the last few seconds
+// (sendRateWindow), and only when enough was sent in them to measure it
+// (minCutSends): a single overload answer on a quiet partition — one
+// request every few seconds — changes nothing, where cutting "the rate" of
+// one request would space every later request seconds apart for the whole
+// recovery. The cap never goes below a floor: the larger of minSendRate
+// and limitFloorShare of the server's request limit.
 //
 // The cap is a golang.org/x/time/rate.Limiter with a burst of 1, so capped
 // requests go out evenly spaced. Unlike the server-synchronised buckets it
@@ -95,29 +112,33 @@ func (s *slowDown) decay(now time.Time) {
 	}
 }
 
-// measured returns the sending rate measured at now, in requests per second.
-func (s *slowDown) measured(now time.Time) float64 {
-	s.decay(now)
-	return s.sent / sendRateWindow.Seconds()
-}
-
-// cut lowers the cap to factor times the current rate, after an answer to a
-// request sent at sent. Answers to requests sent before the last cut reflect
-// the old rate and do not cut again (one decrease per round trip, as TCP).
-// It reports whether the cap changed.
-func (s *slowDown) cut(now, sent time.Time, factor float64, recovery time.Duration) bool {
+// cut lowers the cap to factor times the current rate, but not below floor
+// (requests per second), after an answer to a request sent at sent.
+// Answers to requests sent before the last cut reflect the old rate and do
+// not cut again (one decrease per round trip, as TCP); neither does an
+// answer on a partition that sent too little recently to measure its rate,
+// or one whose rate is already at the floor. It reports whether the cap
+// changed.
+func (s *slowDown) cut(now, sent time.Time, factor, floor float64, recovery time.Duration) bool {
 	if factor <= 0 || factor >= 1 {
 		return false
 	}
 	if s.lim != nil && sent.Before(s.at) {
 		return false
 	}
-	cur := s.measured(now)
+	s.decay(now)
+	if s.lim == nil && s.sent < minCutSends {
+		return false
+	}
+	floor = max(floor, minSendRate)
+	cur := s.sent / sendRateWindow.Seconds()
 	if r := s.limitAt(now, recovery); r < cur {
 		cur = r
 	}
-	cur = max(cur, minSendRate)
-	to := max(cur*factor, minSendRate)
+	if cur <= floor {
+		return false
+	}
+	to := max(cur*factor, floor)
 	s.from, s.to, s.at = cur, to, now
 	if s.lim == nil {
 		s.lim = rate.NewLimiter(rate.Limit(to), 1)

@@ -2,46 +2,6 @@ package llmhttp
 
 import "time"
 
-// pacerStore is the part of a partition's state that pacers in several
-// processes could share: the buckets and the gate. Everything else — the
-// queue, the requests in flight, the slow-down cap, what was learned about
-// the requests — is local to one pacer.
-//
-// localStore keeps it in memory. A shared store (design.md §8: Redis, GCRA
-// plus reserve/refund/force-debit scripts and a "closed until" key) would
-// implement the same calls against a local mirror refreshed outside the
-// partition's lock: every method is called with that lock held, takes now
-// and must not block.
-type pacerStore interface {
-	// wait returns how long from now until c fits every known bucket (and
-	// the server's bucket, as far as this client can tell, holds need),
-	// and the dimension that waits longest (pdCount when none waits). With
-	// clamp, each cost is clamped to its bucket's capacity first.
-	wait(now time.Time, c, need pcost, clamp bool) (time.Duration, pdim)
-	// take charges c to the buckets (clamped to their capacities).
-	take(now time.Time, c pcost)
-	// give refunds c.
-	give(now time.Time, c pcost)
-	// sync resynchronises the buckets from a response's limits; uncounted
-	// is the cost of requests in flight that the report cannot include;
-	// round the granularity of each dimension's remaining.
-	sync(now time.Time, l Limits, uncounted, round pcost)
-	// cut lowers this client's share of dimension d's refill after a 429
-	// the pacer did not expect (see pbucket.share).
-	cut(now time.Time, d pdim)
-	// configure sets limits known up front (no level is implied unless a
-	// Remaining is given).
-	configure(now time.Time, l Limits)
-	// gateUntil returns when the gate opens; it is open when that is not
-	// after now.
-	gateUntil() time.Time
-	// closeGate closes the gate until t; it never shortens a closed gate
-	// and reports whether it changed anything.
-	closeGate(t time.Time) bool
-	// bucket returns dimension d's bucket, for inspection.
-	bucket(d pdim) *pbucket
-}
-
 // roundingOf returns the granularity provider p rounds dimension d's
 // remaining to: Anthropic rounds token counts to the nearest thousand;
 // counts are otherwise exact.
@@ -52,15 +12,22 @@ func roundingOf(p Provider, d pdim) float64 {
 	return 1
 }
 
-// localStore is the in-process pacerStore.
+// localStore is a partition's buckets and gate: the part of its state that
+// pacers in several processes could share (see [PacerStore]), of which it
+// is then this pacer's mirror. Everything else — the queue, the requests
+// in flight, the slow-down cap, what was learned about the requests — is
+// local to one pacer. Its methods are called with the partition's lock
+// held, take now and never block.
 type localStore struct {
 	buckets [pdCount]pbucket
 	until   time.Time
 }
 
-var _ pacerStore = (*localStore)(nil)
-
-func (s *localStore) wait(now time.Time, c, need pcost, clamp bool) (time.Duration, pdim) {
+// wait returns how long from now until c fits every known bucket (and the
+// server's bucket, as far as this client can tell, holds need), and the
+// dimension that waits longest (pdCount when none waits). With clamp, each
+// cost is clamped to its bucket's capacity first.
+func (s *localStore) wait(now time.Time, c, need pcost, clamp, shareNeed bool) (time.Duration, pdim) {
 	var longest time.Duration
 	dim := pdCount
 	for d := range s.buckets {
@@ -76,7 +43,16 @@ func (s *localStore) wait(now time.Time, c, need pcost, clamp bool) (time.Durati
 			w = b.waitRaw(c[d])
 		}
 		if need[d] > c[d] {
+			// Room the server may want present, though it will not charge
+			// it: in its bucket as this client's charges predict it, and —
+			// with shareNeed, for the first reports or while other clients
+			// are seen — in this client's share of it (clients of a shared
+			// key that start together would otherwise each claim the whole
+			// bucket's room).
 			w = max(w, b.shadowWait(now, need[d]))
+			if shareNeed && (b.reports < waryReports || b.wary(now)) {
+				w = max(w, b.wait(now, need[d]))
+			}
 		}
 		if w > longest {
 			longest, dim = w, pdim(d)
@@ -85,31 +61,109 @@ func (s *localStore) wait(now time.Time, c, need pcost, clamp bool) (time.Durati
 	return longest, dim
 }
 
+// take charges c to the buckets (clamped to their capacities).
 func (s *localStore) take(now time.Time, c pcost) {
 	for d := range s.buckets {
 		s.buckets[d].take(now, c[d])
 	}
 }
 
+// give refunds c.
 func (s *localStore) give(now time.Time, c pcost) {
 	for d := range s.buckets {
 		s.buckets[d].give(now, c[d])
 	}
 }
 
-func (s *localStore) sync(now time.Time, l Limits, uncounted, round pcost) {
-	for d := range s.buckets {
-		if rep := limitOf(&l, pdim(d)); rep.Known() {
-			s.buckets[d].sync(now, rep, uncounted[d], round[d])
+// sync resynchronises the buckets from a response's report, and learns
+// their windows from it.
+func (s *localStore) sync(now time.Time, r *report) {
+	var known [pdCount]bool
+	for d, rep := range r.reps {
+		if rep == nil {
+			continue
+		}
+		b := &s.buckets[d]
+		window := rep.Window
+		if b.known() && rep.Exhausted() && window > b.win.prior {
+			// An exhausted bucket whose reset is further than its window is
+			// in debt (output charged after the fact), not a longer window.
+			window = b.win.prior
+		}
+		b.configure(now, rep.Limit, window, false)
+		known[d] = b.known()
+	}
+	ev := r.windowEvidence(now, s, &known)
+	for d, rep := range r.reps {
+		if known[d] {
+			b := &s.buckets[d]
+			b.learnWindow(now, rep, ev[d], r.round[d], r.grain[d], r.lag)
+			b.sync(now, rep, r.uncounted[d], r.round[d])
 		}
 	}
 }
 
+// windowEvidence returns what r says of the window of each known bucket of
+// s. The buckets of one report that share a prior window (every
+// per-minute limit of a provider) share the server's window too: each
+// learns from the evidence of every one of them, and of every pair of them
+// (see pairEvidence), so a bucket that is never drained (the requests of a
+// token-bound workload) learns the window its drained neighbours show.
+// Evidence that contradicts the rest of the report is left out.
+func (r *report) windowEvidence(now time.Time, s *localStore, known *[pdCount]bool) (ev [pdCount]winRange) {
+	var done [pdCount]bool
+	for d := range s.buckets {
+		if !known[d] || done[d] {
+			continue
+		}
+		prior := s.buckets[d].win.prior
+		var group winRange
+		for o := d; o < len(s.buckets); o++ {
+			if !known[o] || s.buckets[o].win.prior != prior {
+				continue
+			}
+			group = group.with(windowEvidence(now, r.reps[o], r.round[o], r.grain[o]+r.skew, r.lag))
+			for q := o + 1; q < len(s.buckets); q++ {
+				if known[q] && s.buckets[q].win.prior == prior {
+					group = group.with(pairEvidence(r.reps[o], r.reps[q], r.round[o], r.round[q], max(r.grain[o], r.grain[q])))
+				}
+			}
+		}
+		for o := d; o < len(s.buckets); o++ {
+			if known[o] && s.buckets[o].win.prior == prior {
+				ev[o], done[o] = group, true
+			}
+		}
+	}
+	return ev
+}
+
+// report is one response's rate limits as a partition hands them to its
+// store.
+type report struct {
+	// reps are the report's dimensions; nil where it said nothing.
+	reps [pdCount]*Limit
+	// uncounted is the cost of this client's requests in flight that the
+	// report cannot include yet.
+	uncounted pcost
+	// round is the granularity of each dimension's remaining; grain the
+	// resolution of its reset (see resetGrain).
+	round pcost
+	grain [pdCount]time.Duration
+	// lag bounds how long before now the server made the report; skew the
+	// clock difference allowed with a server that sends absolute resets.
+	lag, skew time.Duration
+}
+
+// cut lowers this client's share of dimension d's refill after a 429 the
+// pacer did not expect (see pbucket.share).
 func (s *localStore) cut(now time.Time, d pdim) { s.buckets[d].cut(now) }
 
-func (s *localStore) configure(now time.Time, l Limits) {
+// configure sets limits known up front (no level is implied unless a
+// Remaining is given).
+func (s *localStore) configure(now time.Time, l *Limits) {
 	for d := range s.buckets {
-		rep := limitOf(&l, pdim(d))
+		rep := limitOf(l, pdim(d))
 		b := &s.buckets[d]
 		b.configure(now, rep.Limit, rep.Window, true)
 		if b.known() && rep.HasRemaining {
@@ -118,8 +172,12 @@ func (s *localStore) configure(now time.Time, l Limits) {
 	}
 }
 
+// gateUntil returns when the gate opens; it is open when that is not after
+// now.
 func (s *localStore) gateUntil() time.Time { return s.until }
 
+// closeGate closes the gate until t; it never shortens a closed gate and
+// reports whether it changed anything.
 func (s *localStore) closeGate(t time.Time) bool {
 	if !t.After(s.until) {
 		return false
@@ -128,4 +186,5 @@ func (s *localStore) closeGate(t time.Time) bool {
 	return true
 }
 
+// bucket returns dimension d's bucket.
 func (s *localStore) bucket(d pdim) *pbucket { return &s.buckets[d] }

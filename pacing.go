@@ -34,7 +34,8 @@ type PacerSettings struct {
 	// Limits are rate limits known before any response, per model (the
 	// partition's Model; the key "" applies to every model not listed), so
 	// that the very first burst is paced: a provider's published tier
-	// limits, say. Of each Limit, Limit and Window (0: a minute) are used,
+	// limits, say. Of each Limit, Limit and Window (0: a minute; the prior
+	// the server's resets may overrule, see [Pacer]) are used,
 	// and Remaining when HasRemaining (otherwise the bucket starts full).
 	// The server's headers take over each dimension they report. nil means
 	// none: until the first response the pacer lets traffic through.
@@ -72,6 +73,13 @@ type PacerSettings struct {
 	// SlowDownFactor is the multiplicative decrease of the sending rate
 	// after a slow_down answer ([ClassSlowDown]): 0 means 0.5
 	// (llm-wire §5.2 row 11); a value ≥ 1 or negative turns it off.
+	//
+	// The rate cut is the partition's sending rate measured over the last
+	// 5 s, and only when at least 5 requests were sent in that time: a
+	// quiet partition is not slowed down. A cut never goes below 1 request
+	// a second, nor below a tenth of the server's own request limit (its
+	// *-limit-requests per window). Only an answer to a request sent after
+	// the last cut cuts again (one decrease per round trip).
 	SlowDownFactor float64
 	// OverloadFactor is the decrease after an overload answer
 	// ([ClassOverloaded]: 529, 503 overloaded): 0 means 0.7 (AWS adaptive
@@ -105,6 +113,16 @@ type PacerSettings struct {
 	// MaxQuotaLatch, if positive, bounds every latch, so that raising a
 	// spend limit takes effect without a restart.
 	MaxQuotaLatch time.Duration
+
+	// Store, if set, is the state shared with pacers in other processes
+	// on the same credentials (see [PacerStore]); nil means none: each
+	// Pacer paces from the headers alone, and pacers in one process should
+	// share one Pacer.
+	Store PacerStore
+	// StoreTimeout bounds each call to Store, so that a slow or
+	// unreachable store costs a request at most this long before the pacer
+	// goes on without it. 0 means 50 ms.
+	StoreTimeout time.Duration
 
 	// OnWait, if set, is called after a request waited in the pacer, was
 	// refused by it, or gave up waiting, from the request's goroutine and
@@ -161,6 +179,9 @@ func (s PacerSettings) withDefaults() PacerSettings {
 	if s.QuotaLatch == 0 {
 		s.QuotaLatch = defaultQuotaLatch
 	}
+	if s.StoreTimeout <= 0 {
+		s.StoreTimeout = defaultStoreTimeout
+	}
 	return s
 }
 
@@ -205,11 +226,15 @@ type GateEvent struct {
 // and almost never hear 429 (design.md §4). For each partition it keeps:
 //
 //   - buckets for requests, requests per day, input, output and combined
-//     tokens, like the provider's own, whose capacity and refill come from
-//     the *-limit headers (and their windows) and whose level is
-//     resynchronised from *-remaining (cross-checked with *-reset) on every
-//     response, 2xx and 429 alike, less the cost of requests still in
-//     flight that the report cannot include;
+//     tokens, like the provider's own, whose capacity comes from the
+//     *-limit headers and whose level is resynchronised from *-remaining
+//     (cross-checked with *-reset) on every response, 2xx and 429 alike,
+//     less the cost of requests still in flight that the report cannot
+//     include. The refill is limit/window, the window learned from the
+//     resets — a bucket that holds remaining is full again
+//     (limit − remaining)·window/limit later, which is what *-reset says —
+//     with the headers' own window (a minute) as the prior, kept until the
+//     resets rule it out (see windowTrack);
 //   - a gate, closed by a 429 (or any answer with a server-given wait)
 //     until then, so that every caller of the partition waits behind it,
 //     and reopened with the waiters released one by one;
@@ -223,9 +248,8 @@ type GateEvent struct {
 // headers: each measures what the reports show beyond its own charges as
 // the others' consumption and refills its buckets for what is left; while
 // a bucket is contended it keeps a margin and its share follows AIMD, so
-// the shares converge. (A store shared between processes, design.md §8,
-// would replace the estimate; the buckets and gate sit behind a small
-// internal interface for it.)
+// the shares converge. A store shared between the processes
+// ([PacerSettings.Store], design.md §8) coordinates them exactly instead.
 //
 // A request whose predicted wait is longer than its context deadline or
 // MaxWait is answered at once with a local 429 (a [Refusal]). Each request
@@ -306,8 +330,19 @@ func (t *pacerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return nil, err
 	}
+	if p.s.Store != nil {
+		if refusal, err := pp.reserveShared(req, f); refusal != nil || err != nil {
+			if req.Body != nil {
+				req.Body.Close()
+			}
+			if refusal != nil {
+				return refusal.Response(req), nil
+			}
+			return nil, err
+		}
+	}
 	resp, err := t.next.RoundTrip(req)
-	pp.finish(f, info, resp, err)
+	pp.finish(req.Context(), f, info, resp, err)
 	return resp, err
 }
 
@@ -402,6 +437,9 @@ type PacerStats struct {
 	// Sent counts requests sent; Throttled responses classified
 	// rate-limited or slow-down; Refused local refusals.
 	Sent, Throttled, Refused int64
+	// StoreErrors counts calls to PacerSettings.Store that failed or timed
+	// out (the pacer went on without the store).
+	StoreErrors int64
 }
 
 // BucketStats is a snapshot of one bucket.
@@ -411,6 +449,11 @@ type BucketStats struct {
 	// Level is what the pacer believes is left now, after what it charged
 	// for requests in flight (it may be negative).
 	Level float64
+	// Window is the time the bucket takes to refill completely: the
+	// window of the headers (a minute for every per-minute family) or of
+	// the limits given up front, unless the server's resets show another
+	// (see [Pacer]).
+	Window time.Duration
 	// RefillPerSecond is the refill rate this pacer uses: the limit per
 	// window, less what other clients of the key were seen to consume.
 	RefillPerSecond float64

@@ -142,6 +142,35 @@ func BenchmarkPacerWorkload(b *testing.B) {
 	}
 }
 
+// BenchmarkPacerWorkloadRealTime runs two burst workloads on the real clock
+// against a server whose "minute" is pcShortWindow (6 s): 120 requests from
+// 32 goroutines, through llmhttp and through a plain client, reporting the
+// same metrics as BenchmarkPacerWorkload. The pacer is told nothing of the
+// window: it learns it from the resets. A run takes about 15 s (the
+// limits' time for the burst, plus the requests' latency); use -benchtime
+// 1x.
+func BenchmarkPacerWorkloadRealTime(b *testing.B) {
+	for _, w := range pcShortWorkloads(pcShortWindow) {
+		if !strings.Contains(w.name, "/burst/") || !(strings.HasSuffix(w.name, "anthropic-generated") || strings.HasSuffix(w.name, "openai-reserved")) {
+			continue
+		}
+		w.burst, w.workers = 120, 32
+		for _, mode := range []string{pcLLMHTTP, pcPlain} {
+			b.Run(w.name+"/"+mode, func(b *testing.B) {
+				var r pcResult
+				for b.Loop() {
+					r = pcRunWorkload(w, mode)
+				}
+				b.ReportMetric(r.goodput, "goodput")
+				b.ReportMetric(r.throttleRate(), "429/attempt")
+				b.ReportMetric(r.attemptsPerSuccess(), "attempts/ok")
+				b.ReportMetric(r.p50, "p50-s")
+				b.ReportMetric(r.p95, "p95-s")
+			})
+		}
+	}
+}
+
 // pcReport is a workload run's figures, as TestPacerWorkloadReport prints
 // them for BenchmarkPacerWorkload.
 type pcReport struct {

@@ -29,14 +29,14 @@ func TestBucketSyncCrossChecksReset(t *testing.T) {
 	rate := 8000.0 / 60
 	// The truth is 2600: Anthropic says 3000 (rounded) and full in 40.5 s,
 	// rounded up to 41 s.
-	b.sync(pcT0, Limit{Limit: 8000, Remaining: 3000, HasRemaining: true, Reset: pcT0.Add(41 * time.Second), Window: time.Minute}, 0, 1000)
+	b.sync(pcT0, &Limit{Limit: 8000, Remaining: 3000, HasRemaining: true, Reset: pcT0.Add(41 * time.Second), Window: time.Minute}, 0, 1000)
 	assert.InDelta(t, 8000-41*rate, b.level, 1e-6)
 	assert.InDelta(t, 2600, b.level, rate, "within a second of refill of the truth")
 
 	// A reset far beyond what remaining allows (a fixed window's end) pulls
 	// the level down by the rounding at most.
 	b = newTestBucket(8000, 8000)
-	b.sync(pcT0, Limit{Limit: 8000, Remaining: 5000, HasRemaining: true, Reset: pcT0.Add(59 * time.Second)}, 0, 1000)
+	b.sync(pcT0, &Limit{Limit: 8000, Remaining: 5000, HasRemaining: true, Reset: pcT0.Add(59 * time.Second)}, 0, 1000)
 	assert.InDelta(t, 4000, b.level, 1e-6)
 }
 
@@ -46,7 +46,7 @@ func TestBucketSyncCrossChecksReset(t *testing.T) {
 func TestBucketSyncDebt(t *testing.T) {
 	b := newTestBucket(8000, 100)
 	b.synced = true
-	b.sync(pcT0, Limit{Limit: 8000, Remaining: 0, HasRemaining: true, Reset: pcT0.Add(90 * time.Second), Window: 24 * time.Hour}, 0, 1000)
+	b.sync(pcT0, &Limit{Limit: 8000, Remaining: 0, HasRemaining: true, Reset: pcT0.Add(90 * time.Second), Window: 24 * time.Hour}, 0, 1000)
 	assert.Equal(t, time.Minute, b.window, "the window stays a minute")
 	assert.InDelta(t, 8000-90*8000.0/60, b.level, 1e-6)
 	assert.InDelta(t, float64(90*time.Second), float64(b.wait(pcT0, 8000)), float64(time.Microsecond), "until the debt is paid and the bucket full")
@@ -66,7 +66,7 @@ func TestBucketMeasuresOtherClients(t *testing.T) {
 	b := newTestBucket(60000, 0) // 1000 a second
 	now := pcT0
 	truth := 30000.0 // half full: no AIMD cut, which needs a low bucket
-	b.sync(now, Limit{Limit: 60000, Remaining: int64(truth), HasRemaining: true}, 0, 1)
+	b.sync(now, &Limit{Limit: 60000, Remaining: int64(truth), HasRemaining: true}, 0, 1)
 	for range 40 {
 		// Each second: 1000 refill, this client takes 500, another 500.
 		for range 5 {
@@ -74,7 +74,7 @@ func TestBucketMeasuresOtherClients(t *testing.T) {
 			b.take(now, 500)
 			truth += 1000 - 500 - 500
 		}
-		b.sync(now, Limit{Limit: 60000, Remaining: int64(truth), HasRemaining: true}, 0, 1)
+		b.sync(now, &Limit{Limit: 60000, Remaining: int64(truth), HasRemaining: true}, 0, 1)
 	}
 	assert.InDelta(t, 500, b.fsigAt(now), 25, "the other client's rate")
 	assert.InDelta(t, 500, b.refill(now), 25)

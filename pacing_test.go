@@ -351,6 +351,133 @@ func TestPacerSlowDownAndRecovery(t *testing.T) {
 	})
 }
 
+// A single overload answer on a quiet partition — a request every few
+// seconds — slows nothing down: there is no rate to measure, and cutting
+// "the rate" of one request would space every later request seconds apart
+// for the whole recovery.
+func TestPacerSlowDownIgnoresQuietPartition(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		u := &pcUpstream{reply: func(n int, _ *http.Request) *http.Response {
+			if n == 4 {
+				return pcResp(529, `{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`)
+			}
+			return nil
+		}}
+		p := llmhttp.NewPacer(llmhttp.PacerSettings{})
+		rt := p.Wrap(u)
+		for i := range 4 {
+			pcDo(t, rt, pcReq(t.Context(), "m", "quiet"+string(rune('0'+i))))
+			time.Sleep(3 * time.Second)
+		}
+		assert.Zero(t, pcStats(t, p).SendRate, "no cap on a quiet partition")
+		start := time.Now()
+		for range 5 {
+			pcDo(t, rt, pcReq(t.Context(), "m", "next"))
+		}
+		assert.Zero(t, time.Since(start), "the next requests go at once")
+	})
+}
+
+// A cut never brings the rate below 1 request a second, nor below a tenth
+// of the server's own request limit; the cap then recovers linearly.
+func TestPacerSlowDownFloor(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		headers []string
+		floor   float64
+	}{
+		{"no limit known", nil, 1},
+		{"a tenth of 3000 RPM", pcOpenAIHeaders(3000, 2990), 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				var mu sync.Mutex
+				slow := false
+				u := &pcUpstream{reply: func(n int, _ *http.Request) *http.Response {
+					mu.Lock()
+					defer mu.Unlock()
+					if slow {
+						slow = false
+						return pcResp(http.StatusTooManyRequests, `{"error":{"type":"rate_limit_error","code":"slow_down","message":"ramp"}}`)
+					}
+					return pcResp(http.StatusOK, `{}`, tc.headers...)
+				}}
+				p := llmhttp.NewPacer(llmhttp.PacerSettings{SlowDownFactor: 0.05, UnhintedDelay: -1, RecoveryTime: time.Minute})
+				rt := p.Wrap(u)
+				for range 300 { // 10 a second for 30 s
+					pcDo(t, rt, pcReq(t.Context(), "m", "w"))
+					time.Sleep(100 * time.Millisecond)
+				}
+				mu.Lock()
+				slow = true
+				mu.Unlock()
+				pcDo(t, rt, pcReq(t.Context(), "m", "slow"))
+				assert.InDelta(t, tc.floor, pcStats(t, p).SendRate, 1e-9, "0.05 × 10/s is below the floor")
+				time.Sleep(30 * time.Second)
+				assert.InDelta(t, (tc.floor+10)/2, pcStats(t, p).SendRate, 0.1, "half way back to 10/s")
+			})
+		})
+	}
+}
+
+// A request made with an earlier request's context (resp.Request.Context())
+// is its own: its own model and partition, its own estimate, its own place
+// in the queue — not the earlier request's, which its context carries —
+// through New and through Chain(Retry, Pacer) alike; and the retry layer's
+// attempts of it still share one memory.
+func TestPacerRequestWithInheritedContext(t *testing.T) {
+	for _, mode := range []string{"New", "Chain"} {
+		t.Run(mode, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				var mu sync.Mutex
+				betas := 0
+				u := &pcUpstream{reply: func(n int, req *http.Request) *http.Response {
+					mu.Lock()
+					defer mu.Unlock()
+					if llmhttp.DefaultPartition(req).Model == "beta" {
+						if betas++; betas == 1 {
+							return pcResp(http.StatusTooManyRequests, `{"error":{"code":"rate_limit_exceeded","message":"x"}}`, "Retry-After", "1")
+						}
+					}
+					return nil
+				}}
+				estimated := map[string]int{}
+				p := llmhttp.NewPacer(llmhttp.PacerSettings{Estimator: func(req *http.Request, def llmhttp.Estimate) llmhttp.Estimate {
+					mu.Lock()
+					defer mu.Unlock()
+					estimated[llmhttp.DefaultPartition(req).Model]++
+					return def
+				}})
+				first := llmhttp.New(u, llmhttp.WithoutBreaker(), llmhttp.WithPacer(p))
+				var second http.RoundTripper = first
+				if mode == "Chain" {
+					second = llmhttp.Chain(u, llmhttp.Retry(llmhttp.RetryPolicy{}), p.Wrap)
+				}
+				respA, err := first.RoundTrip(pcReq(context.Background(), "alpha", "a"))
+				require.NoError(t, err)
+				io.Copy(io.Discard, respA.Body)
+				respA.Body.Close()
+
+				reqB := pcReq(respA.Request.Context(), "beta", "b")
+				assert.Equal(t, "beta", llmhttp.DefaultPartition(reqB).Model, "the request's own model, not its context's")
+				status, _, err := pcDo(t, second, reqB)
+				require.NoError(t, err)
+				assert.Equal(t, http.StatusOK, status)
+
+				var models []string
+				for _, st := range p.Stats() {
+					models = append(models, st.Partition.Model)
+				}
+				assert.Equal(t, []string{"alpha", "beta"}, models, "one partition each")
+				mu.Lock()
+				defer mu.Unlock()
+				assert.Equal(t, 2, betas, "beta retried once")
+				assert.Equal(t, map[string]int{"alpha": 1, "beta": 1}, estimated, "each estimated once, beta across its two attempts")
+			})
+		})
+	}
+}
+
 // Waiting requests go by priority, then arrival.
 func TestPacerPriorityOrder(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
@@ -613,7 +740,7 @@ func TestPacerInfersChargingRule(t *testing.T) {
 func TestPacerOverloadGateAndPartitionFunc(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		u := &pcUpstream{reply: func(n int, _ *http.Request) *http.Response {
-			if n == 2 {
+			if n == 21 {
 				return pcResp(529, `{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`, "Retry-After", "5", "Request-Id", "req_1")
 			}
 			return nil
@@ -628,15 +755,15 @@ func TestPacerOverloadGateAndPartitionFunc(t *testing.T) {
 			},
 		})
 		rt := p.Wrap(u)
-		for i := range 2 {
-			pcDo(t, rt, pcReq(t.Context(), "m"+string(rune('a'+i)), "x"))
+		for i := range 21 {
+			pcDo(t, rt, pcReq(t.Context(), "m"+string(rune('a'+i%2)), "x"))
 		}
 		st := pcStats(t, p)
 		assert.Equal(t, llmhttp.Partition{Host: "all", Model: "one"}, st.Partition, "every request in the one partition")
 		assert.Equal(t, []llmhttp.Partition{{Host: "all", Model: "one"}}, asked, "up-front limits asked once")
 		assert.EqualValues(t, 600, st.Requests.Limit)
 		assert.Equal(t, time.Now().Add(5*time.Second), st.GateUntil)
-		assert.Positive(t, st.SendRate, "the overload cut the sending rate")
+		assert.InDelta(t, 0.7*21/5, st.SendRate, 0.01, "the overload cut the sending rate: 21 requests in the last 5 s")
 		start := time.Now()
 		pcDo(t, rt, pcReq(t.Context(), "mc", "x"))
 		assert.Equal(t, 5*time.Second, time.Since(start))

@@ -4,6 +4,9 @@ import (
 	"strings"
 	"testing"
 	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
 )
 
 // TestPacerWorkloads runs the workloads against llmhttptest on fake
@@ -49,20 +52,23 @@ func TestPacerWorkloads(t *testing.T) {
 				wantGoodput, wantThrottled, wantFailed := 0.97, 0.01, 0
 				switch {
 				case strings.HasPrefix(w.name, "shared-key/"):
-					// Known gap: four clients that see each other only
-					// through the headers lose 2–4 % of attempts to races for
-					// the last tokens under the generated rule, and 3–10 %
-					// under reservation, where a request holds up to 4096
-					// tokens of max_tokens (half of Anthropic's OTPM, a
-					// seventh of OpenAI's TPM); a request may then run out of
-					// its four attempts. The goal is 3 %; these bounds guard
-					// against regressions (see notes/pacer-results.md).
-					wantGoodput, wantThrottled, wantFailed = 0.90, 0.05, 3*runs
-					if strings.HasSuffix(w.name, "-reserved") {
-						wantThrottled = 0.12
-					}
+					// Four clients that see each other only through the
+					// headers: the goal, 3 % of attempts answered 429, is met
+					// on the mean of 20 runs (1.3 % generated, 2.2–3.0 %
+					// reserved: notes/pacer-results.md), but single runs
+					// spread from 1 % to 5 % under reservation, where one
+					// request holds up to 4,096 tokens of max_tokens; the
+					// mean of three is held to 4.5 % so the test does not
+					// flake, and a request may run out of its attempts.
+					wantGoodput, wantThrottled, wantFailed = 0.90, 0.045, 3*runs
 				case strings.HasPrefix(w.name, "first-burst"):
 					continue
+				case w.name == "burst/anthropic-reserved":
+					// The pacer starts from Anthropic's documented rule
+					// (generated) and learns from a 429 that max_tokens is
+					// reserved: 1–4 of ~302 attempts, 0.5 % on the mean of 20
+					// runs; a single run may reach 1.3 %.
+					wantThrottled = 0.015
 				}
 				if goodput < wantGoodput {
 					t.Errorf("goodput %.3f of capacity, want ≥ %.2f", goodput, wantGoodput)
@@ -74,6 +80,90 @@ func TestPacerWorkloads(t *testing.T) {
 					t.Errorf("%d requests failed, want ≤ %d", failed, wantFailed)
 				}
 			}
+		})
+	}
+}
+
+// TestPacerWorkloadsShortWindow runs the burst, steady-over and shared-key
+// workloads against servers whose "minute" is 6 s and 10 s, so that the
+// refill is ten and six times what a one-minute window implies and the
+// pacer must learn the window from the resets (the headers say nothing
+// else). Goals, burst and steady-over (shared-key is reported only):
+//
+//   - ≥ 0.95 of capacity at 10 s and ≥ 0.93 at 6 s, ≤ 1 % 429s, no
+//     failure — for both dialects under the generated rule and OpenAI's
+//     under reservation (measured 0.965–1.000 at 10 s, 0.944–1.000 at 6 s:
+//     the 1.5 s the first report takes, while the pacer still believes a
+//     minute, is a quarter of a 6 s window);
+//   - Anthropic's reserved rule, a known gap: ≥ 0.75 at 6 s and ≥ 0.85 at
+//     10 s (measured 0.77–0.93 and 0.91–0.98), ≤ 2 % 429s. A request there
+//     holds max_tokens (up to 4,096: half of the 8,000 OTPM) for the 1.5 s
+//     it takes, a quarter of a 6 s window, so the output bucket admits
+//     fewer requests at once than the capacity formula (which counts
+//     generated output only) assumes; and the burst's first seconds, while
+//     the pacer still believes a minute, learns that max_tokens is
+//     reserved and believes the first report by a quarter (for shared
+//     keys), weigh ten times what they weigh against a minute.
+func TestPacerWorkloadsShortWindow(t *testing.T) {
+	if testing.Short() {
+		t.Skip("workloads are long")
+	}
+	for _, window := range []time.Duration{pcShortWindow, 10 * time.Second} {
+		for _, w := range pcShortWorkloads(window) {
+			t.Run(w.name, func(t *testing.T) {
+				var r pcResult
+				synctest.Test(t, func(t *testing.T) { r = pcRunWorkload(w, pcLLMHTTP) })
+				t.Logf("%-8s %v", pcLLMHTTP, r)
+				if strings.Contains(w.name, "/shared-key/") {
+					return
+				}
+				wantGoodput, wantThrottled := 0.95, 0.01
+				if window < 10*time.Second {
+					wantGoodput = 0.93
+				}
+				if strings.HasSuffix(w.name, "anthropic-reserved") {
+					wantGoodput, wantThrottled = 0.85, 0.02
+					if window < 10*time.Second {
+						wantGoodput = 0.75
+					}
+				}
+				assert.GreaterOrEqual(t, r.goodput, wantGoodput, "goodput")
+				assert.LessOrEqual(t, r.throttleRate(), wantThrottled, "429s per attempt")
+				assert.Zero(t, r.failed, "failures")
+			})
+		}
+	}
+}
+
+// TestPacerWorkloadsSharedStore runs the shared-key workloads with the four
+// transports sharing a PacerStore (the in-memory fakeStore, standing for
+// Redis between processes): the goal of ≤ 3 % 429s, met by a small margin
+// through the headers alone, is met with room (no 429 at all), goodput
+// ≥ 0.90 — except under Anthropic's reserved rule, a known gap: each
+// process still learns on its own, from its own 429s, that max_tokens is
+// reserved (the store shares charges, not what was learned), and 3–6 % of
+// attempts are answered 429, goodput 0.78–0.90 (bounds 8 %, 0.75).
+func TestPacerWorkloadsSharedStore(t *testing.T) {
+	if testing.Short() {
+		t.Skip("workloads are long")
+	}
+	for _, w := range pcWorkloads() {
+		if !strings.HasPrefix(w.name, "shared-key/") {
+			continue
+		}
+		w.name = "shared-store/" + strings.TrimPrefix(w.name, "shared-key/")
+		w.store = true
+		t.Run(w.name, func(t *testing.T) {
+			var r pcResult
+			synctest.Test(t, func(t *testing.T) { r = pcRunWorkload(w, pcLLMHTTP) })
+			t.Logf("%-8s %v", pcLLMHTTP, r)
+			wantGoodput, wantThrottled := 0.90, 0.01
+			if strings.HasSuffix(w.name, "anthropic-reserved") {
+				wantGoodput, wantThrottled = 0.75, 0.08
+			}
+			assert.GreaterOrEqual(t, r.goodput, wantGoodput, "goodput")
+			assert.LessOrEqual(t, r.throttleRate(), wantThrottled, "429s per attempt")
+			assert.Zero(t, r.failed, "failures")
 		})
 	}
 }

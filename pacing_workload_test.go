@@ -33,6 +33,14 @@ var pcMix = []pcKind{{200, 256}, {500, 1024}, {1000, 512}, {2000, 2048}, {300, 4
 // pcMeanOutput is the server's mean output per request.
 const pcMeanOutput = 100
 
+// The server's latency: pcLatency before the first token, pcTokenLatency
+// per token; pcMeanLatency on average.
+const (
+	pcLatency      = 500 * time.Millisecond
+	pcTokenLatency = 10 * time.Millisecond
+	pcMeanLatency  = pcLatency + pcMeanOutput*pcTokenLatency
+)
+
 // pcWorkload describes a workload.
 type pcWorkload struct {
 	name     string
@@ -49,6 +57,11 @@ type pcWorkload struct {
 	warm bool
 	// upfront gives the pacer the limits before any response.
 	upfront bool
+	// window is the server's "minute" (0: a real minute).
+	window time.Duration
+	// store makes the transports share a PacerStore (an in-memory one, as
+	// separate processes would share Redis).
+	store bool
 }
 
 // pcWorkloads are the workloads of the issue, for both dialects and both
@@ -79,6 +92,25 @@ func pcWorkloads() []pcWorkload {
 			pcWorkload{name: "first-burst-cold/" + p.name, provider: p.prov, burst: 300, workers: 64},
 			pcWorkload{name: "first-burst-upfront/" + p.name, provider: p.prov, burst: 300, workers: 64, upfront: true},
 		)
+	}
+	return ws
+}
+
+// pcShortWindow is the shortened "minute" of the short-window workloads.
+const pcShortWindow = 6 * time.Second
+
+// pcShortWorkloads are the burst, steady-over and shared-key workloads
+// against a server whose "minute" is window: the pacer must learn the
+// window from the resets (the headers say nothing else).
+func pcShortWorkloads(window time.Duration) []pcWorkload {
+	var ws []pcWorkload
+	for _, w := range pcWorkloads() {
+		if strings.HasPrefix(w.name, "first-burst") {
+			continue
+		}
+		w.name = "window-" + window.String() + "/" + w.name
+		w.window = window
+		ws = append(ws, w)
 	}
 	return ws
 }
@@ -138,8 +170,8 @@ func pcRunWorkload(w pcWorkload, mode string) pcResult {
 		Anthropic: pcAnthropicLimits, OpenAI: pcOpenAILimits,
 		AnthropicCharge: w.charge, OpenAICharge: w.charge,
 		MeanOutput: pcMeanOutput,
-		Latency:    500 * time.Millisecond, TokenLatency: 10 * time.Millisecond,
-		Seed: 7,
+		Latency:    pcLatency, TokenLatency: pcTokenLatency,
+		Seed: 7, Window: w.window,
 	}
 	h := llmhttptest.NewHandler(cfg)
 	base := h.Transport()
@@ -161,10 +193,14 @@ func pcRunWorkload(w pcWorkload, mode string) pcResult {
 	}
 
 	clients := make([]http.RoundTripper, max(w.transports, 1))
+	store := &fakeStore{}
 	for i := range clients {
 		switch mode {
 		case pcLLMHTTP:
 			s := llmhttp.PacerSettings{MaxWait: -1}
+			if w.store {
+				s.Store = store
+			}
 			if w.upfront {
 				s.Limits = map[string]llmhttp.Limits{"": pcUpfront(w.provider)}
 			}
@@ -240,12 +276,12 @@ func pcRunWorkload(w pcWorkload, mode string) pcResult {
 		wg.Wait()
 	} else {
 		gap := time.Duration(float64(time.Second) / (w.load * res.capacity))
-		n := int(w.load * res.capacity * w.windows * 60)
+		n := int(w.load * res.capacity * w.windows * pcWindow(w).Seconds())
 		for i := range n {
 			wg.Go(func() { send(clients[i%len(clients)], i) })
 			time.Sleep(gap)
 		}
-		stop := start.Add(time.Duration(w.windows * float64(time.Minute)))
+		stop := start.Add(time.Duration(w.windows * float64(pcWindow(w))))
 		time.Sleep(time.Until(stop))
 		mu.Lock()
 		counted := res.ok - okBefore
@@ -273,24 +309,38 @@ func pcRunWorkload(w pcWorkload, mode string) pcResult {
 	case w.burst > 0:
 		// The share of the burst served, times the ideal time to serve it
 		// over the time taken (capped at 1: failing fast is not faster).
+		// The ideal is the time the limits need to admit the burst, plus
+		// the mean latency of the last request admitted (1.5 s: a third
+		// of a percent of a one-minute window's burst, but 3 % of a
+		// six-second one's).
 		n := float64(w.burst)
-		ideal := max(n-allowance, 0) / res.capacity
+		ideal := max(n-allowance, 0)/res.capacity + pcMeanLatency.Seconds()
 		res.goodput = ok / n * min(1, ideal/res.elapsed)
 	default:
 		// What was served in the run, of what the limits allow in it
 		// (capped: a client that lets 429s drop its large requests serves
-		// more small ones than the mix's capacity).
-		possible := allowance + res.capacity*res.elapsed
-		res.goodput = (min(ok, possible) - allowance) / (res.capacity * res.elapsed)
+		// more small ones than the mix's capacity). A request admitted
+		// less than the mean latency before the end cannot have finished.
+		span := res.elapsed - pcMeanLatency.Seconds()
+		possible := allowance + res.capacity*span
+		res.goodput = (min(ok, possible) - allowance) / (res.capacity * span)
 	}
 	res.total = w.burst
 	if w.burst == 0 {
-		res.total = int(w.load * res.capacity * w.windows * 60)
+		res.total = int(w.load * res.capacity * w.windows * pcWindow(w).Seconds())
 	}
 	res.ok -= okBefore // the warm-up is not part of the workload
 	slices.Sort(latencies)
 	res.p50, res.p95 = pcQuantile(latencies, 0.5), pcQuantile(latencies, 0.95)
 	return res
+}
+
+// pcWindow returns the server's window of w.
+func pcWindow(w pcWorkload) time.Duration {
+	if w.window > 0 {
+		return w.window
+	}
+	return time.Minute
 }
 
 // pcQuantile returns the q quantile of sorted xs (0 when empty).

@@ -8,7 +8,9 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
+	"unsafe"
 )
 
 // Provider is the API dialect of a request, which decides the shape of local
@@ -35,7 +37,7 @@ func (p Provider) String() string {
 // x-api-key or anthropic-version header or its path ends in /v1/messages,
 // otherwise OpenAI.
 func DetectProvider(req *http.Request) Provider {
-	if req.Header.Get("Anthropic-Version") != "" || req.Header.Get("X-Api-Key") != "" {
+	if header(req.Header, "Anthropic-Version") != "" || header(req.Header, "X-Api-Key") != "" {
 		return ProviderAnthropic
 	}
 	if req.URL != nil && strings.Contains(req.URL.Path, "/messages") && !strings.Contains(req.URL.Path, "/threads/") {
@@ -73,18 +75,39 @@ func Fingerprint(key string) string {
 // credential returns the raw credential of req: x-api-key, api-key (Azure)
 // or the Authorization header.
 func credential(req *http.Request) string {
-	if k := req.Header.Get("X-Api-Key"); k != "" {
+	if k := header(req.Header, "X-Api-Key"); k != "" {
 		return k
 	}
-	if k := req.Header.Get("Api-Key"); k != "" {
+	if k := header(req.Header, "Api-Key"); k != "" {
 		return k
 	}
-	return req.Header.Get("Authorization")
+	return header(req.Header, "Authorization")
+}
+
+// header returns the first value of h's canonical key k: h.Get without
+// canonicalising a key that is canonical already.
+func header(h http.Header, k string) string {
+	if v := h[k]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 // requestInfo is what llmhttp learns from a request before sending it. It is
 // computed once per request and shared by every layer through the context.
+//
+// A context outlives its request: a caller may build a new request with an
+// earlier one's context (resp.Request.Context()), which then carries the
+// earlier request's info. So an info records the request it describes
+// (req, id), and [infoOf] checks it against the request in hand before
+// trusting it.
 type requestInfo struct {
+	// parent is the context the info was attached to (see withInfo); nil
+	// until then.
+	parent context.Context
+	// req is the request the info was computed for (see describes).
+	req *http.Request
+
 	partition Partition
 	provider  Provider
 	stream    bool
@@ -100,6 +123,84 @@ type requestInfo struct {
 	// attempts (the retry layer sends every attempt with the same context).
 	// It is guarded by the lock of the request's pacer partition.
 	pacer pacerMemo
+
+	// derived are the infos of other requests made with this info's
+	// context (see infoOf); nil until there is one.
+	derived *derivedInfos
+	// derivedOnce guards derived's creation.
+	derivedOnce sync.Once
+}
+
+// derivedInfos are the infos of other requests made with an info's
+// context, most recent last.
+type derivedInfos struct {
+	mu    sync.Mutex
+	infos []*requestInfo
+}
+
+// maxDerived bounds the infos an info keeps for other requests made with
+// its context: a context reused for many requests at once costs a
+// re-description of those beyond it, never unbounded memory.
+const maxDerived = 8
+
+// funcPointer returns the closure f points to: distinct for every closure
+// that captures something (http.NewRequest's GetBody captures its body), the
+// same for f and its copies.
+func funcPointer(f func() (io.ReadCloser, error)) unsafe.Pointer {
+	return *(*unsafe.Pointer)(unsafe.Pointer(&f))
+}
+
+// describes reports whether info is req's: computed for req itself, or for
+// a request req is a clone of. [http.Request.Clone] copies the URL and the
+// headers but keeps the same GetBody function value, ContentLength and
+// Method (and the retry layer's attempts are such clones, with a fresh
+// Body from GetBody); a request made anew has its own GetBody closure
+// (http.NewRequest's captures its body). A request without GetBody is told
+// apart by its URL and credential.
+func (info *requestInfo) describes(req *http.Request) bool {
+	o := info.req
+	if o == req {
+		return true
+	}
+	if o == nil || funcPointer(req.GetBody) != funcPointer(o.GetBody) || req.ContentLength != o.ContentLength || req.Method != o.Method {
+		return false
+	}
+	if (req.URL == nil) != (o.URL == nil) {
+		return false
+	}
+	if u, v := req.URL, o.URL; u != nil && (u.Scheme != v.Scheme || u.Host != v.Host || u.Path != v.Path || u.RawQuery != v.RawQuery) {
+		return false
+	}
+	return req.GetBody != nil || Fingerprint(credential(req)) == info.partition.Credential
+}
+
+// derivedFor returns the info of req, a request made with info's context
+// that info does not describe, computing it on first use.
+func (info *requestInfo) derivedFor(req *http.Request) *requestInfo {
+	info.derivedOnce.Do(func() { info.derived = new(derivedInfos) })
+	ds := info.derived
+	ds.mu.Lock()
+	for _, d := range ds.infos {
+		if d.describes(req) {
+			ds.mu.Unlock()
+			return d
+		}
+	}
+	ds.mu.Unlock()
+	d := describe(req) // outside the lock: it may read a large body
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	for _, o := range ds.infos {
+		if o.describes(req) {
+			return o // described meanwhile by another layer
+		}
+	}
+	if len(ds.infos) == maxDerived {
+		copy(ds.infos, ds.infos[1:])
+		ds.infos = ds.infos[:maxDerived-1]
+	}
+	ds.infos = append(ds.infos, d)
+	return d
 }
 
 // pacerMemo is the pacer's per-request memory, kept in requestInfo so that a
@@ -120,18 +221,62 @@ type pacerMemo struct {
 type infoKey struct{}
 
 // infoOf returns req's requestInfo, from its context when an outer llmhttp
-// layer already computed it, else computed now.
+// layer already computed it for req (or for the request req is a clone of),
+// else computed now. A context carrying another request's info — a request
+// made with an earlier one's context — gets req's own info, computed once
+// and kept with the other's (see derivedFor), so that every layer and
+// attempt of req finds the same.
 func infoOf(req *http.Request) *requestInfo {
-	if info, ok := req.Context().Value(infoKey{}).(*requestInfo); ok {
+	info, ok := req.Context().Value(infoKey{}).(*requestInfo)
+	switch {
+	case !ok:
+		return describe(req)
+	case info.describes(req):
 		return info
 	}
-	return describe(req)
+	return info.derivedFor(req)
 }
 
-// withInfo returns a shallow copy of req whose context carries info.
-func withInfo(req *http.Request, info *requestInfo) *http.Request {
-	return req.WithContext(context.WithValue(req.Context(), infoKey{}, info))
+// contextWithInfo returns req's context carrying req's own requestInfo,
+// and that info: the context itself when it carries it already, else a
+// context that is the info (one allocation, see withInfo). A context that
+// carries another request's info (one taken from an earlier request) gets
+// req's own.
+func contextWithInfo(req *http.Request) (context.Context, *requestInfo) {
+	ctx := req.Context()
+	info, ok := ctx.Value(infoKey{}).(*requestInfo)
+	if ok && info.describes(req) {
+		return ctx, info
+	}
+	info = describe(req)
+	info.parent = ctx
+	return info, info
 }
+
+// withInfo returns a shallow copy of req whose context carries info. The
+// context is info itself (see requestInfo.Value): one allocation, the
+// request's copy, instead of two.
+func withInfo(req *http.Request, info *requestInfo) *http.Request {
+	if info.parent != nil { // attached already, to another context
+		return req.WithContext(context.WithValue(req.Context(), infoKey{}, info))
+	}
+	info.parent = req.Context()
+	return req.WithContext(info)
+}
+
+// Deadline, Done, Err and Value make an attached requestInfo the context
+// of its request: its parent's, plus itself under infoKey.
+func (info *requestInfo) Deadline() (time.Time, bool) { return info.parent.Deadline() }
+func (info *requestInfo) Done() <-chan struct{}       { return info.parent.Done() }
+func (info *requestInfo) Err() error                  { return info.parent.Err() }
+func (info *requestInfo) Value(key any) any {
+	if key == (infoKey{}) {
+		return info
+	}
+	return info.parent.Value(key)
+}
+
+var _ context.Context = (*requestInfo)(nil)
 
 // DefaultPartition returns req's partition: scheme+host, the fingerprint of
 // its credential and its model.
@@ -150,7 +295,7 @@ func DefaultPartition(req *http.Request) Partition { return infoOf(req).partitio
 // quote to quote with bytes.IndexByte and decodes nothing but the top-level
 // "model", "stream" and max-token fields.
 func describe(req *http.Request) *requestInfo {
-	info := &requestInfo{provider: DetectProvider(req)}
+	info := &requestInfo{req: req, provider: DetectProvider(req)}
 	if req.URL != nil {
 		info.partition.Host = req.URL.Scheme + "://" + req.URL.Host
 	}

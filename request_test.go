@@ -2,7 +2,9 @@ package llmhttp
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -171,4 +173,54 @@ func FuzzDescribe(f *testing.F) {
 			t.Fatalf("maxTokens %d, want %d, in %q", s.maxTokens, want, body)
 		}
 	})
+}
+
+// An info describes its request and the request's clones (the retry
+// layer's attempts), not another request made with the same context, which
+// gets its own, kept so that each of its layers and clones finds the same.
+func TestInfoOfInheritedContext(t *testing.T) {
+	newReq := func(ctx context.Context, model, key string) *http.Request {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "https://x.test/v1/messages",
+			strings.NewReader(`{"model":"`+model+`","max_tokens":5}`))
+		req.Header.Set("X-Api-Key", key)
+		return req
+	}
+	a := newReq(context.Background(), "a", "k")
+	a = withInfo(a, describe(a))
+	infoA := infoOf(a)
+	assert.Same(t, infoA, infoOf(a))
+	clone := a.Clone(context.WithValue(a.Context(), struct{}{}, 1))
+	clone.Body, _ = a.GetBody()
+	assert.Same(t, infoA, infoOf(clone), "a clone is the same request")
+
+	b := newReq(a.Context(), "b", "k")
+	infoB := infoOf(b)
+	assert.NotSame(t, infoA, infoB)
+	assert.Equal(t, "b", infoB.partition.Model)
+	assert.Same(t, infoB, infoOf(b), "described once")
+	assert.Same(t, infoB, infoOf(b.Clone(b.Context())), "and its clones find it")
+	assert.Same(t, infoA, infoOf(a), "the context's own request keeps its info")
+
+	// Bodiless requests are told apart by URL and credential.
+	g := httptestGet(t, "https://x.test/v1/models", "k1")
+	g = withInfo(g, describe(g))
+	infoG := infoOf(g)
+	assert.Same(t, infoG, infoOf(g.Clone(g.Context())))
+	other := httptestGet(t, "https://x.test/v1/models", "k2").WithContext(g.Context())
+	assert.NotSame(t, infoG, infoOf(other), "another key")
+	assert.Equal(t, Fingerprint("Bearer k2"), infoOf(other).partition.Credential)
+
+	// A context reused by many requests keeps a bounded number of infos.
+	for i := range 3 * maxDerived {
+		infoOf(newReq(a.Context(), fmt.Sprint("m", i), "k"))
+	}
+	assert.Len(t, infoA.derived.infos, maxDerived)
+}
+
+func httptestGet(t *testing.T, url, key string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+key)
+	return req
 }

@@ -173,12 +173,7 @@ type traceKey struct{}
 
 // RoundTrip implements [http.RoundTripper].
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	ctx := req.Context()
-	info, ok := ctx.Value(infoKey{}).(*requestInfo)
-	if !ok {
-		info = describe(req)
-		ctx = context.WithValue(ctx, infoKey{}, info) // as withInfo does
-	}
+	ctx, info := contextWithInfo(req)
 	pc := t.stats.get(info.partition)
 	pc.requests.Add(1)
 	var start time.Time

@@ -1,0 +1,331 @@
+package llmhttp_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"math"
+	"net/http"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/llmhttp/llmhttp"
+	"github.com/llmhttp/llmhttp/llmhttptest"
+)
+
+// fakeStore is an in-memory llmhttp.PacerStore, as a Redis one would keep
+// it: per partition a continuously refilling bucket per dimension
+// (reserve-and-wait, refunds clamped to the capacity, force-debits) and a
+// "closed until" gate. Pacers given the same fakeStore behave as pacers in
+// separate processes sharing Redis.
+type fakeStore struct {
+	mu     sync.Mutex
+	parts  map[llmhttp.Partition]*fakePart
+	calls  int
+	onCall func() // called outside the store's lock, at each call
+	fail   error  // returned by every call when set
+	block  bool   // every call waits for its context to end
+}
+
+type fakePart struct {
+	buckets [llmhttp.NumDimensions]fakeBucket
+	gate    time.Time
+}
+
+type fakeBucket struct {
+	lim   llmhttp.BucketLimit
+	level float64
+	last  time.Time
+}
+
+func (b *fakeBucket) advance(now time.Time, lim llmhttp.BucketLimit) {
+	if lim.Capacity > 0 {
+		if b.lim.Capacity == 0 {
+			b.level, b.last = lim.Capacity, now // a new bucket starts full
+		}
+		b.lim = lim
+	}
+	if b.lim.Capacity == 0 {
+		return
+	}
+	if dt := now.Sub(b.last).Seconds(); dt > 0 {
+		b.level = min(b.lim.Capacity, b.level+dt*b.lim.PerSecond)
+		b.last = now
+	}
+}
+
+func (s *fakeStore) enter(ctx context.Context) error {
+	if s.onCall != nil {
+		s.onCall()
+	}
+	s.mu.Lock()
+	s.calls++
+	fail, block := s.fail, s.block
+	s.mu.Unlock()
+	if block {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return fail
+}
+
+func (s *fakeStore) part(key llmhttp.Partition) *fakePart {
+	if s.parts == nil {
+		s.parts = map[llmhttp.Partition]*fakePart{}
+	}
+	p := s.parts[key]
+	if p == nil {
+		p = &fakePart{}
+		s.parts[key] = p
+	}
+	return p
+}
+
+func (s *fakeStore) Reserve(ctx context.Context, key llmhttp.Partition, r llmhttp.Reservation) (llmhttp.Grant, error) {
+	if err := s.enter(ctx); err != nil {
+		return llmhttp.Grant{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.part(key)
+	var g llmhttp.Grant
+	for d := range p.buckets {
+		b := &p.buckets[d]
+		b.advance(r.Now, r.Limits[d])
+		if b.lim.Capacity == 0 {
+			continue
+		}
+		b.level -= min(r.Cost[d], b.lim.Capacity)
+		if b.level < 0 {
+			g.Wait = max(g.Wait, time.Duration(math.Ceil(-b.level/b.lim.PerSecond*float64(time.Second))))
+		}
+		g.Levels[d], g.Known[d] = b.level, true
+	}
+	g.GateUntil = p.gate
+	return g, nil
+}
+
+func (s *fakeStore) Settle(ctx context.Context, key llmhttp.Partition, st llmhttp.Settlement) error {
+	if err := s.enter(ctx); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.part(key)
+	for d := range p.buckets {
+		b := &p.buckets[d]
+		b.advance(st.Now, st.Limits[d])
+		if b.lim.Capacity == 0 {
+			continue
+		}
+		b.level = min(b.lim.Capacity, b.level+st.Refund[d]) - st.Debit[d]
+		if st.ReportedKnown[d] {
+			b.level = min(b.level, st.Reported[d])
+		}
+	}
+	if st.GateUntil.After(p.gate) {
+		p.gate = st.GateUntil
+	}
+	return nil
+}
+
+func (s *fakeStore) level(key llmhttp.Partition, d llmhttp.Dimension, now time.Time) float64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := &s.part(key).buckets[d]
+	b.advance(now, llmhttp.BucketLimit{})
+	return b.level
+}
+
+// Two processes (two Pacers) on one key, each with the limits up front,
+// send their bursts at once. Through a shared store they share the bucket:
+// 60 requests go at once, then one a second, and the server answers no
+// 429; without it each believes the whole bucket is its own, and the
+// server refuses half the burst.
+func TestPacerStoreSharesBucketsBetweenProcesses(t *testing.T) {
+	for _, shared := range []bool{true, false} {
+		name := "without store"
+		if shared {
+			name = "with store"
+		}
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				h := llmhttptest.NewHandler(llmhttptest.Config{
+					OpenAI:  llmhttptest.Limits{RPM: 60, TPM: llmhttptest.Unlimited},
+					Latency: 500 * time.Millisecond,
+				})
+				store := &fakeStore{}
+				var procs []*llmhttp.Pacer
+				for range 2 {
+					s := llmhttp.PacerSettings{
+						MaxWait: -1,
+						Limits:  map[string]llmhttp.Limits{"": {Requests: llmhttp.Limit{Limit: 60}}},
+					}
+					if shared {
+						s.Store = store
+						// Each process asks the store outside its locks: a
+						// call made while holding one would deadlock here,
+						// and the bubble would report it.
+						store.onCall = func() {
+							for _, p := range procs {
+								p.Stats()
+							}
+						}
+					}
+					procs = append(procs, llmhttp.NewPacer(s))
+				}
+				var mu sync.Mutex
+				var sent []time.Duration
+				start := time.Now()
+				base := llmhttp.RoundTripFunc(func(req *http.Request) (*http.Response, error) {
+					mu.Lock()
+					sent = append(sent, time.Since(start))
+					mu.Unlock()
+					return h.Transport().RoundTrip(req)
+				})
+				var wg sync.WaitGroup
+				for _, p := range procs {
+					rt := p.Wrap(base)
+					for range 40 {
+						wg.Go(func() {
+							req := pcWorkloadRequest(context.Background(), llmhttptest.OpenAI, pcBody(llmhttptest.OpenAI, pcKind{input: 10, maxTokens: 5}))
+							resp, err := rt.RoundTrip(req)
+							require.NoError(t, err)
+							io.Copy(io.Discard, resp.Body)
+							resp.Body.Close()
+						})
+					}
+				}
+				wg.Wait()
+				throttled := h.Stats().ByStatus[http.StatusTooManyRequests]
+				if !shared {
+					assert.Positive(t, throttled, "each process believes the 60 its own")
+					return
+				}
+				assert.Zero(t, throttled)
+				require.Len(t, sent, 80)
+				at := 0
+				for _, d := range sent {
+					if d == 0 {
+						at++
+					}
+				}
+				assert.Equal(t, 60, at, "60 at once between them")
+				assert.InDelta(t, 20*time.Second, sent[79], float64(time.Second), "then one a second")
+				for _, p := range procs {
+					assert.Zero(t, pcStats(t, p).StoreErrors)
+				}
+			})
+		})
+	}
+}
+
+// A 429 in one process closes the shared gate: the other process's next
+// request waits behind it instead of finding its own 429.
+func TestPacerStoreSharesGate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := &fakeStore{}
+		var mu sync.Mutex
+		first := true
+		u := &pcUpstream{reply: func(n int, _ *http.Request) *http.Response {
+			mu.Lock()
+			defer mu.Unlock()
+			if first {
+				first = false
+				return pcResp(http.StatusTooManyRequests, `{"error":{"type":"requests","code":"rate_limit_exceeded","message":"slow"}}`, "Retry-After", "10")
+			}
+			return nil
+		}}
+		a := llmhttp.NewPacer(llmhttp.PacerSettings{Store: store}).Wrap(u)
+		b := llmhttp.NewPacer(llmhttp.PacerSettings{Store: store})
+		start := time.Now()
+		status, _, err := pcDo(t, a, pcReq(t.Context(), "m", "a"))
+		require.NoError(t, err)
+		require.Equal(t, http.StatusTooManyRequests, status)
+
+		// Process b has not heard the 429: its first request reserves in
+		// the store, learns of the gate, and waits for it.
+		status, _, err = pcDo(t, b.Wrap(u), pcReq(t.Context(), "m", "b"))
+		require.NoError(t, err)
+		assert.Equal(t, http.StatusOK, status)
+		log := u.log()
+		require.Len(t, log, 2)
+		assert.Equal(t, 10*time.Second, log[1].at.Sub(start), "b waited behind a's gate")
+		assert.Equal(t, start.Add(10*time.Second), pcStats(t, b).GateUntil)
+	})
+}
+
+// The store learns each answer's truth: a reservation's unused part comes
+// back (never above the capacity), the server's lower report wins, and a
+// request whose shared wait does not fit its deadline is refused at once
+// and its reservation given back.
+func TestPacerStoreReconciles(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := &fakeStore{}
+		u := &pcUpstream{reply: func(n int, _ *http.Request) *http.Response {
+			return pcResp(http.StatusOK, `{"usage":{"prompt_tokens":5,"completion_tokens":3,"total_tokens":8}}`,
+				"X-Ratelimit-Limit-Tokens", "6000", "X-Ratelimit-Remaining-Tokens", "5000", "X-Ratelimit-Reset-Tokens", "10s")
+		}}
+		p := llmhttp.NewPacer(llmhttp.PacerSettings{
+			Store:  store,
+			Limits: map[string]llmhttp.Limits{"": {Tokens: llmhttp.Limit{Limit: 6000}}},
+		})
+		rt := p.Wrap(u)
+		pcDo(t, rt, pcReq(t.Context(), "m", "1"))
+		key := pcStats(t, p).Partition
+		// The request reserved its input and max_tokens (10), got back the
+		// 7 it did not generate, and the report (5,000 left) won.
+		assert.InDelta(t, 5000, store.level(key, llmhttp.DimTokens, time.Now()), 1e-6)
+
+		// A request whose shared wait exceeds its deadline: refused at once,
+		// its reservation given back.
+		store.mu.Lock()
+		store.parts[key].buckets[llmhttp.DimTokens].level = -6000 // a minute of debt
+		store.mu.Unlock()
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		defer cancel()
+		start := time.Now()
+		before := u.count()
+		resp, err := rt.RoundTrip(pcReq(ctx, "m", "2"))
+		require.NoError(t, err)
+		r, ok := llmhttp.RefusalOf(resp)
+		require.True(t, ok)
+		resp.Body.Close()
+		assert.Equal(t, llmhttp.ReasonWaitTooLong, r.Reason)
+		assert.Zero(t, time.Since(start))
+		assert.Equal(t, before, u.count(), "not sent")
+		assert.InDelta(t, -6000, store.level(key, llmhttp.DimTokens, time.Now()), 1e-6, "the reservation was given back")
+		assert.Zero(t, pcStats(t, p).InFlight)
+	})
+}
+
+// A store that fails, or does not answer within StoreTimeout, is skipped:
+// the request goes as the pacer's own buckets decide, and the failure is
+// counted.
+func TestPacerStoreFailureFallsBack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		u := &pcUpstream{reply: func(int, *http.Request) *http.Response {
+			return pcResp(http.StatusOK, `{}`, pcOpenAIHeaders(60, 59)...)
+		}}
+		broken := &fakeStore{fail: errors.New("redis: connection refused")}
+		p := llmhttp.NewPacer(llmhttp.PacerSettings{Store: broken})
+		status, _, err := pcDo(t, p.Wrap(u), pcReq(t.Context(), "m", "1"))
+		require.NoError(t, err)
+		assert.Equal(t, http.StatusOK, status)
+		assert.EqualValues(t, 2, pcStats(t, p).StoreErrors, "the reservation and the settlement")
+
+		slow := &fakeStore{block: true}
+		p = llmhttp.NewPacer(llmhttp.PacerSettings{Store: slow, StoreTimeout: 20 * time.Millisecond})
+		start := time.Now()
+		status, _, err = pcDo(t, p.Wrap(u), pcReq(t.Context(), "m", "2"))
+		require.NoError(t, err)
+		assert.Equal(t, http.StatusOK, status)
+		assert.Equal(t, 40*time.Millisecond, time.Since(start), "each call bounded by StoreTimeout")
+		assert.EqualValues(t, 2, pcStats(t, p).StoreErrors)
+	})
+}
