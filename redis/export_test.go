@@ -1,0 +1,4 @@
+package redis
+
+// CanDecline exports canDecline to the tests.
+const CanDecline = canDecline

@@ -1,0 +1,149 @@
+package redis_test
+
+import (
+	"bytes"
+	"log/slog"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/llmhttp/llmhttp"
+	llmredis "github.com/llmhttp/llmhttp/redis"
+)
+
+// events records FallbackEvents.
+type events struct {
+	mu sync.Mutex
+	ev []llmredis.FallbackEvent
+}
+
+func (e *events) add(ev llmredis.FallbackEvent) {
+	e.mu.Lock()
+	e.ev = append(e.ev, ev)
+	e.mu.Unlock()
+}
+
+func (e *events) modes() []llmredis.Mode {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var m []llmredis.Mode
+	for _, ev := range e.ev {
+		m = append(m, ev.Mode)
+	}
+	return m
+}
+
+// When Redis fails, the store says so once (hook and log), answers at once
+// from then on without calling Redis, probes it again after MinBackoff —
+// one call at a time, the interval doubling while it stays down — and
+// switches back when it answers.
+func TestFallbackAndRecovery(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFlaky(t)
+		var ev events
+		var logs bytes.Buffer
+		st := llmredis.NewStore(f.client(t), llmredis.Settings{
+			OnFallback: ev.add,
+			Logger:     slog.New(slog.NewTextHandler(&logs, nil)),
+			MinBackoff: time.Second, MaxBackoff: 4 * time.Second,
+		})
+		s := st.Pacer()
+		call := func() error {
+			_, err := s.Reserve(t.Context(), testKey, llmhttp.Reservation{Now: time.Now(), Cost: cost(1, 1), Limits: limits()})
+			return err
+		}
+		require.NoError(t, call())
+
+		f.kill()
+		start := time.Now()
+		require.Error(t, call())
+		assert.Equal(t, []llmredis.Mode{llmredis.ModeLocal}, ev.modes())
+		stats := st.Stats()
+		assert.Equal(t, llmredis.ModeLocal, stats.Mode)
+		assert.Equal(t, start, stats.Since)
+		assert.EqualValues(t, 1, stats.Fallbacks)
+		assert.Contains(t, logs.String(), "level=WARN")
+		assert.Contains(t, logs.String(), "error=")
+
+		for range 10 {
+			require.Error(t, call())
+		}
+		assert.EqualValues(t, 10, st.Stats().Local, "not called while down")
+		assert.Zero(t, time.Since(start), "failing fast")
+
+		time.Sleep(time.Second)
+		require.Error(t, call()) // the probe, still down
+		assert.EqualValues(t, 2, st.Stats().Failures)
+		time.Sleep(time.Second)
+		require.Error(t, call())
+		assert.EqualValues(t, 2, st.Stats().Failures, "the next probe is 2 s after the last")
+
+		f.restart()
+		time.Sleep(time.Second)
+		require.NoError(t, call(), "the probe finds Redis back")
+		assert.Equal(t, []llmredis.Mode{llmredis.ModeLocal, llmredis.ModeShared}, ev.modes())
+		ev.mu.Lock()
+		assert.GreaterOrEqual(t, ev.ev[1].Down, 3*time.Second)
+		assert.Less(t, ev.ev[1].Down, 3*time.Second+200*time.Millisecond, "and go-redis's dial backoff")
+		ev.mu.Unlock()
+		assert.EqualValues(t, 1, st.Stats().Recoveries)
+		assert.Equal(t, llmredis.ModeShared, st.Stats().Mode)
+		assert.Contains(t, logs.String(), "level=INFO")
+		require.NoError(t, call())
+	})
+}
+
+// A Redis that does not answer costs a call Timeout, once: the store falls
+// back and the next calls do not wait.
+func TestSlowRedisBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFlaky(t)
+		f.hang = true
+		st := llmredis.NewStore(f.client(t), llmredis.Settings{Timeout: 30 * time.Millisecond})
+		start := time.Now()
+		_, err := st.Pacer().Reserve(t.Context(), testKey, llmhttp.Reservation{Now: start, Cost: cost(1, 1)})
+		require.Error(t, err)
+		assert.Equal(t, 30*time.Millisecond, time.Since(start))
+		require.Error(t, st.Pacer().Settle(t.Context(), testKey, llmhttp.Settlement{Now: time.Now(), Refund: cost(1, 1)}))
+		assert.Equal(t, 30*time.Millisecond, time.Since(start), "the second call did not wait")
+		assert.Equal(t, llmredis.ModeLocal, st.Stats().Mode)
+	})
+}
+
+// While a probe is under way, the other calls do not wait for it.
+func TestOneProbeAtATime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFlaky(t)
+		f.kill()
+		st := llmredis.NewStore(f.client(t), llmredis.Settings{Timeout: 50 * time.Millisecond, MinBackoff: time.Second})
+		_, err := st.Pacer().Reserve(t.Context(), testKey, llmhttp.Reservation{Now: time.Now()})
+		require.Error(t, err)
+		f.mu.Lock()
+		f.down, f.hang = false, true
+		f.mu.Unlock()
+		time.Sleep(time.Second)
+
+		var wg sync.WaitGroup
+		start := time.Now()
+		var elapsed [5]time.Duration
+		for i := range elapsed {
+			wg.Go(func() {
+				st.Pacer().Reserve(t.Context(), testKey, llmhttp.Reservation{Now: time.Now()})
+				elapsed[i] = time.Since(start)
+			})
+		}
+		wg.Wait()
+		var slow int
+		for _, e := range elapsed {
+			if e > 0 {
+				slow++
+			}
+		}
+		assert.Equal(t, 1, slow, "one probe waited its timeout: %v", elapsed)
+		assert.EqualValues(t, 2, st.Stats().Calls)
+	})
+}
