@@ -70,7 +70,9 @@ type pacerPart struct {
 	// inferCharging).
 	refundedAt time.Time
 
-	sent, throttled, refused, storeErrors int64
+	sent, throttled, refused, storeErrors, declined int64
+
+	line sharedLine // the requests the shared store declined
 }
 
 // pflight is a request in flight: sent, and its cost not yet settled.
@@ -83,10 +85,14 @@ type pflight struct {
 	// outUncounted reports that the output part of cost is not counted by
 	// the server until generation ends (OutputGenerated, or no max_tokens).
 	outUncounted bool
-	maxOut       int64
-	estInput     int64 // the input estimate before correction, for learning
-	stream       bool
-	body         *pacerBody // the wrapper of its response body, allocated with it
+	// pending reports that the shared store has not reserved its cost
+	// yet (declined, or not asked yet; see reserveShared): the shared
+	// levels do not include it.
+	pending  bool
+	maxOut   int64
+	estInput int64 // the input estimate before correction, for learning
+	stream   bool
+	body     *pacerBody // the wrapper of its response body, allocated with it
 }
 
 // flightBody allocates a flight and the wrapper of its response body
@@ -407,6 +413,7 @@ func (pp *pacerPart) stats(now time.Time) PacerStats {
 		Throttled:       pp.throttled,
 		Refused:         pp.refused,
 		StoreErrors:     pp.storeErrors,
+		StoreDeclines:   pp.declined,
 	}
 	if r := pp.slow.limitAt(now, pp.p.s.RecoveryTime); r > 0 && r < 1e300 {
 		st.SendRate = r

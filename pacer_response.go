@@ -236,9 +236,14 @@ func (pp *pacerPart) settle(now time.Time, f *pflight, served bool, actual int64
 // uncounted returns the cost of the requests in flight that a report made
 // now cannot include: all of it for a request sent within the transit time
 // (it may not have reached the server), and the output of one whose output
-// is counted only when generated.
-func (pp *pacerPart) uncounted(now time.Time) (u pcost) {
+// is counted only when generated. With shared, only of the requests the
+// shared store reserved: a report to it leaves out the others, as its
+// levels do.
+func (pp *pacerPart) uncounted(now time.Time, shared bool) (u pcost) {
 	for _, f := range pp.flights {
+		if shared && f.pending {
+			continue // not in the shared buckets either
+		}
 		if now.Sub(f.sent) <= pp.transit {
 			u.add(&f.cost)
 			continue
@@ -268,7 +273,7 @@ func (pp *pacerPart) sync(now time.Time, lim *Limits, f *pflight, class Class, r
 	if !known {
 		return
 	}
-	r.uncounted = pp.uncounted(now)
+	r.uncounted = pp.uncounted(now, false)
 	if pp.hasTransit {
 		r.lag = pp.transit
 	}

@@ -3,7 +3,9 @@ package llmhttp
 import (
 	"context"
 	"math"
+	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -73,12 +75,15 @@ type PacerStore interface {
 	// before sending: 0 when the buckets held the cost, else the time
 	// until their refill covers the debit, rounded up (a wait a
 	// nanosecond short sends the request into a server bucket a fraction
-	// of a token short). The debit always stands
-	// (reserve-and-wait, like x/time/rate's ReserveN): no polling, and a
-	// large request is not starved by small ones. A cost above a bucket's
-	// capacity is clamped to it. Reserve also returns the levels after the
-	// debit (negative while in debt) and when the shared gate opens. A
-	// caller that does not send after all gives the cost back with Settle.
+	// of a token short). The debit stands (reserve-and-wait, like
+	// x/time/rate's ReserveN), unless the store declines it (see
+	// [Grant.Declined]): a store may keep requests from reserving far
+	// ahead, and must then keep them in order itself (by
+	// [Reservation.ID]), so that a large request is not starved by small
+	// ones. A cost above a bucket's capacity is clamped to it. Reserve
+	// also returns the levels after the debit (negative while in debt) and
+	// when the shared gate opens. A caller that does not send after all
+	// gives a debited cost back with Settle.
 	Reserve(ctx context.Context, key Partition, r Reservation) (Grant, error)
 	// Settle reconciles key's shared buckets and gate after an answer (see
 	// [Settlement]).
@@ -96,6 +101,10 @@ type Reservation struct {
 	// them; a zero BucketLimit leaves the dimension unlimited (or as the
 	// store last knew it).
 	Limits [NumDimensions]BucketLimit
+	// ID identifies the request: a request declined (see [Grant.Declined])
+	// asks again with the same ID, so that a store can keep its place in
+	// line. It is random, never zero, and not reused.
+	ID uint64
 }
 
 // A Grant is a [PacerStore]'s answer to a [Reservation].
@@ -109,6 +118,16 @@ type Grant struct {
 	Known  [NumDimensions]bool
 	// GateUntil is when the shared gate opens; zero or past when open.
 	GateUntil time.Time
+	// Declined reports that the store debited nothing: the wait would
+	// have been longer than the store lets a request reserve ahead (a
+	// reservation made far ahead counts every one before it at its full
+	// estimated cost, max_tokens included, much of which comes back when
+	// those requests end). Wait is then how long until asking again makes
+	// sense, and Levels are the levels without the debit. The caller
+	// waits, or gives up with a refusal when even that wait does not fit
+	// its deadline, and asks again with the same Reservation.ID. The zero
+	// value, false, means the debit stands.
+	Declined bool
 }
 
 // A Settlement reconciles a [PacerStore]'s buckets and gate after an
@@ -165,88 +184,250 @@ func (pp *pacerPart) limitsLocked() (l [NumDimensions]BucketLimit) {
 	return l
 }
 
-// reserveShared reserves flight f's cost in the shared store, after the
-// mirror admitted it, and waits as long as the store says, and for the
-// shared gate (closed by another process's 429). It returns a
-// refusal (the wait does not fit the request's deadline or MaxWait) or the
-// context's error, after which the caller must not send; f is then settled
-// here. A store failure is counted and ignored.
-func (pp *pacerPart) reserveShared(req *http.Request, f *pflight) (*Refusal, error) {
-	st, arrived := pp.p.s.Store, f.arrived
+// sharedLine keeps in order the requests of a partition that the store
+// declined: only the head asks the store again, when the store said to;
+// the others wait their turn here, so that under overload a process keeps
+// one request asking however many wait (one Redis round trip per
+// admission, not one per request per horizon), and sends them in the
+// order they came. Its fields are guarded by pacerPart.mu.
+type sharedLine struct {
+	busy    bool      // the head is waiting to ask again
+	next    time.Time // when the head asks again
+	waiters []*lineWaiter
+}
+
+// A lineWaiter is a request in a sharedLine behind its head.
+type lineWaiter struct {
+	turn   chan struct{} // closed when it becomes the head
+	handed bool          // it is the head (turn closed)
+}
+
+// joinLine waits, behind the head of the partition's line, for flight f's
+// turn to ask the store; the caller holds pp.mu, which joinLine releases.
+// It returns with f at the head of the line, or with a refusal (the line's
+// wait does not fit the request's deadline or MaxWait) or the context's
+// error, f then settled here.
+func (pp *pacerPart) joinLine(req *http.Request, f *pflight, t **time.Timer) (*Refusal, error) {
 	ctx := req.Context()
-	pp.mu.Lock()
-	r := Reservation{Now: time.Now(), Cost: Amounts(f.cost), Limits: pp.limitsLocked()}
-	pp.mu.Unlock()
-
-	cctx, cancel := pp.p.storeCtx(ctx, false)
-	g, err := st.Reserve(cctx, pp.key, r)
-	cancel()
-	if err != nil {
-		pp.mu.Lock()
-		pp.storeErrors++
-		pp.mu.Unlock()
-		return nil, nil
-	}
-
-	var ev gateEvents
-	pp.mu.Lock()
 	now := time.Now()
-	for d := range pdCount {
-		if g.Known[d] {
-			if b := pp.store.bucket(d); b.known() {
-				b.advance(now)
-				b.level = min(b.level, g.Levels[d])
-			}
+	allow := pp.allowance(ctx, now, f.arrived)
+	refuse := func(wait time.Duration) *Refusal {
+		pp.refused++
+		pp.mu.Unlock()
+		pp.unsend(f, ctx, false)
+		rf := &Refusal{
+			Reason: ReasonWaitTooLong, RetryAfter: wait,
+			Message: "predicted wait " + wait.Round(time.Millisecond).String() +
+				" (shared store) for " + pp.key.Model + " exceeds the request's deadline or the pacer's MaxWait",
 		}
+		pp.waited(req, time.Since(f.arrived), "shared", rf, nil)
+		return rf
 	}
-	if g.GateUntil.After(now) && pp.store.closeGate(g.GateUntil) {
-		pp.gateOpenSeen = false
-		ev.closed = &GateEvent{Partition: pp.key, Closed: true, Until: g.GateUntil}
+	if wait := pp.line.next.Sub(now); wait > allow {
+		return refuse(wait), nil
 	}
-	wait := g.Wait - now.Sub(r.Now)
-	if g.GateUntil.After(now) {
-		wait = max(wait, g.GateUntil.Sub(now))
+	w := &lineWaiter{turn: make(chan struct{})}
+	pp.line.waiters = append(pp.line.waiters, w)
+	pp.mu.Unlock()
+
+	var expired <-chan time.Time
+	if allow < time.Duration(1<<63-1) {
+		resetTimer(t, allow)
+		expired = (*t).C
 	}
-	if wait > 0 {
-		if allow := pp.allowance(ctx, now, arrived); wait > allow {
-			pp.refused++
-			pp.mu.Unlock()
-			ev.fire(&pp.p.s)
-			pp.unsend(f, ctx)
-			rf := &Refusal{
-				Reason: ReasonWaitTooLong, RetryAfter: wait,
-				Message: "predicted wait " + wait.Round(time.Millisecond).String() +
-					" (shared store) for " + pp.key.Model + " exceeds the request's deadline or the pacer's MaxWait",
-			}
-			pp.waited(req, now.Sub(arrived), "shared", rf, nil)
-			return rf, nil
-		}
+	var err error
+	select {
+	case <-w.turn:
+		return nil, nil
+	case <-expired:
+	case <-ctx.Done():
+		err = context.Cause(ctx)
+	}
+	pp.mu.Lock()
+	if w.handed {
+		// Its turn came as it gave up: the next one's turn.
+		pp.passLineLocked()
+	} else {
+		pp.line.waiters = slices.DeleteFunc(pp.line.waiters, func(x *lineWaiter) bool { return x == w })
+	}
+	if err == nil {
+		return refuse(time.Until(pp.line.next)), nil
 	}
 	pp.mu.Unlock()
-	ev.fire(&pp.p.s)
-	if wait <= 0 {
-		return nil, nil
+	pp.unsend(f, ctx, false)
+	pp.waited(req, time.Since(f.arrived), "shared", nil, err)
+	return nil, err
+}
+
+// passLineLocked gives the head of the line to the next waiter, or frees
+// it. The caller holds pp.mu and was the head.
+func (pp *pacerPart) passLineLocked() {
+	if len(pp.line.waiters) == 0 {
+		pp.line.busy = false
+		return
 	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		pp.mu.Lock()
-		f.sent = time.Now()
-		pp.mu.Unlock()
-		pp.waited(req, time.Since(arrived), "shared", nil, nil)
-		return nil, nil
-	case <-ctx.Done():
-		pp.unsend(f, ctx)
-		err := context.Cause(ctx)
-		pp.waited(req, time.Since(arrived), "shared", nil, err)
-		return nil, err
+	w := pp.line.waiters[0]
+	pp.line.waiters[0] = nil
+	pp.line.waiters = pp.line.waiters[1:]
+	w.handed = true
+	close(w.turn)
+}
+
+// resetTimer sets *t to fire after d, creating it on first use.
+func resetTimer(t **time.Timer, d time.Duration) {
+	if *t == nil {
+		*t = time.NewTimer(d)
+	} else {
+		(*t).Reset(d)
 	}
 }
 
-// unsend settles flight f, admitted but not sent after all, locally and in
-// the shared store.
-func (pp *pacerPart) unsend(f *pflight, ctx context.Context) {
+// reserveShared reserves flight f's cost in the shared store, after the
+// mirror admitted it, and waits as long as the store says, and for the
+// shared gate (closed by another process's 429). A reservation the store
+// declines is asked again when the store says, at the head of the
+// partition's line (see [sharedLine]); while the line is taken, a request
+// joins it without asking. It returns a refusal (the wait does not fit the
+// request's deadline or MaxWait) or the context's error, after which the
+// caller must not send; f is then settled here. A store failure is counted
+// and ignored: the request goes as the mirror decided.
+func (pp *pacerPart) reserveShared(req *http.Request, f *pflight) (*Refusal, error) {
+	st, arrived := pp.p.s.Store, f.arrived
+	ctx := req.Context()
+	id := rand.Uint64() | 1 // never zero
+	var (
+		t      *time.Timer
+		waited bool
+		head   bool // f is the head of the line
+	)
+	defer func() {
+		if t != nil {
+			t.Stop()
+		}
+		if head {
+			pp.mu.Lock()
+			pp.passLineLocked()
+			pp.mu.Unlock()
+		}
+	}()
+	pp.mu.Lock()
+	f.pending = true
+	if pp.line.busy {
+		if rf, err := pp.joinLine(req, f, &t); rf != nil || err != nil {
+			return rf, err
+		}
+		head, waited = true, true
+	} else {
+		pp.mu.Unlock()
+	}
+	for {
+		pp.mu.Lock()
+		r := Reservation{Now: time.Now(), Cost: Amounts(f.cost), Limits: pp.limitsLocked(), ID: id}
+		pp.mu.Unlock()
+
+		cctx, cancel := pp.p.storeCtx(ctx, false)
+		g, err := st.Reserve(cctx, pp.key, r)
+		cancel()
+		if err != nil {
+			if err := context.Cause(ctx); err != nil {
+				// The request's own end, not the store's failure.
+				pp.unsend(f, ctx, false)
+				pp.waited(req, time.Since(arrived), "shared", nil, err)
+				return nil, err
+			}
+			pp.mu.Lock()
+			pp.storeErrors++
+			f.pending = false // sent as if reserved
+			pp.mu.Unlock()
+			return nil, nil
+		}
+
+		var ev gateEvents
+		pp.mu.Lock()
+		now := time.Now()
+		for d := range pdCount {
+			if g.Known[d] {
+				if b := pp.store.bucket(d); b.known() {
+					b.advance(now)
+					b.level = min(b.level, g.Levels[d])
+				}
+			}
+		}
+		if g.GateUntil.After(now) && pp.store.closeGate(g.GateUntil) {
+			pp.gateOpenSeen = false
+			ev.closed = &GateEvent{Partition: pp.key, Closed: true, Until: g.GateUntil}
+		}
+		wait := g.Wait - now.Sub(r.Now)
+		if g.GateUntil.After(now) {
+			wait = max(wait, g.GateUntil.Sub(now))
+		}
+		if g.Declined {
+			pp.declined++
+			if !head && pp.line.busy {
+				// Another request of this process is asking already.
+				if rf, err := pp.joinLine(req, f, &t); rf != nil || err != nil {
+					ev.fire(&pp.p.s)
+					return rf, err
+				}
+				ev.fire(&pp.p.s)
+				head, waited = true, true
+				continue
+			}
+			head, pp.line.busy = true, true
+			pp.line.next = now.Add(wait)
+		} else {
+			f.pending = false
+			if head {
+				// Reserved: the next in line may ask now.
+				head = false
+				pp.passLineLocked()
+			}
+		}
+		if wait > 0 {
+			if allow := pp.allowance(ctx, now, arrived); wait > allow {
+				pp.refused++
+				pp.mu.Unlock()
+				ev.fire(&pp.p.s)
+				pp.unsend(f, ctx, !g.Declined)
+				rf := &Refusal{
+					Reason: ReasonWaitTooLong, RetryAfter: wait,
+					Message: "predicted wait " + wait.Round(time.Millisecond).String() +
+						" (shared store) for " + pp.key.Model + " exceeds the request's deadline or the pacer's MaxWait",
+				}
+				pp.waited(req, now.Sub(arrived), "shared", rf, nil)
+				return rf, nil
+			}
+		}
+		pp.mu.Unlock()
+		ev.fire(&pp.p.s)
+		if wait > 0 {
+			waited = true
+			resetTimer(&t, wait)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				pp.unsend(f, ctx, !g.Declined)
+				err := context.Cause(ctx)
+				pp.waited(req, time.Since(arrived), "shared", nil, err)
+				return nil, err
+			}
+		}
+		if g.Declined {
+			continue
+		}
+		if waited {
+			pp.mu.Lock()
+			f.sent = time.Now()
+			pp.mu.Unlock()
+			pp.waited(req, time.Since(arrived), "shared", nil, nil)
+		}
+		return nil, nil
+	}
+}
+
+// unsend settles flight f, admitted but not sent after all, locally and,
+// when its cost stands there (reserved), in the shared store.
+func (pp *pacerPart) unsend(f *pflight, ctx context.Context, reserved bool) {
 	pp.mu.Lock()
 	s := Settlement{Now: time.Now(), Refund: Amounts(f.cost), Limits: pp.limitsLocked()}
 	pp.settle(s.Now, f, false, -1)
@@ -257,7 +438,9 @@ func (pp *pacerPart) unsend(f *pflight, ctx context.Context) {
 		h.notify()
 	}
 	pp.mu.Unlock()
-	pp.settleShared(ctx, &s)
+	if reserved {
+		pp.settleShared(ctx, &s)
+	}
 }
 
 // settleShared sends a settlement to the shared store, if any, counting a
@@ -299,7 +482,7 @@ func (pp *pacerPart) reportedLocked(s *Settlement, lim *Limits, now time.Time) {
 			continue
 		}
 		if !computed {
-			u, computed = pp.uncounted(now), true
+			u, computed = pp.uncounted(now, true), true
 		}
 		// The lowest the truth can be: Anthropic rounds to the thousand.
 		low := float64(rep.Remaining)

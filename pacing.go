@@ -438,8 +438,10 @@ type PacerStats struct {
 	// rate-limited or slow-down; Refused local refusals.
 	Sent, Throttled, Refused int64
 	// StoreErrors counts calls to PacerSettings.Store that failed or timed
-	// out (the pacer went on without the store).
-	StoreErrors int64
+	// out (the pacer went on without the store); StoreDeclines the
+	// reservations the store declined (see [Grant.Declined]), each asked
+	// again later.
+	StoreErrors, StoreDeclines int64
 }
 
 // BucketStats is a snapshot of one bucket.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"strconv"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -30,6 +31,12 @@ type fakeStore struct {
 	onCall func() // called outside the store's lock, at each call
 	fail   error  // returned by every call when set
 	block  bool   // every call waits for its context to end
+	// horizon, when positive, is how far ahead a reservation may wait:
+	// one that would wait longer is declined (nothing debited) and told
+	// to come back when its wait is down to the horizon.
+	horizon time.Duration
+	maxBack time.Duration // when positive, a declined one comes back sooner
+	ids     []uint64      // the Reservation.IDs, in the order of the calls
 }
 
 type fakePart struct {
@@ -92,6 +99,7 @@ func (s *fakeStore) Reserve(ctx context.Context, key llmhttp.Partition, r llmhtt
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.ids = append(s.ids, r.ID)
 	p := s.part(key)
 	var g llmhttp.Grant
 	for d := range p.buckets {
@@ -105,6 +113,19 @@ func (s *fakeStore) Reserve(ctx context.Context, key llmhttp.Partition, r llmhtt
 			g.Wait = max(g.Wait, time.Duration(math.Ceil(-b.level/b.lim.PerSecond*float64(time.Second))))
 		}
 		g.Levels[d], g.Known[d] = b.level, true
+	}
+	if s.horizon > 0 && g.Wait > s.horizon {
+		for d := range p.buckets {
+			if b := &p.buckets[d]; b.lim.Capacity > 0 {
+				b.level += min(r.Cost[d], b.lim.Capacity)
+				g.Levels[d] = b.level
+			}
+		}
+		g.Wait -= s.horizon
+		if s.maxBack > 0 {
+			g.Wait = min(g.Wait, s.maxBack)
+		}
+		g.Declined = true
 	}
 	g.GateUntil = p.gate
 	return g, nil
@@ -327,5 +348,208 @@ func TestPacerStoreFailureFallsBack(t *testing.T) {
 		assert.Equal(t, http.StatusOK, status)
 		assert.Equal(t, 40*time.Millisecond, time.Since(start), "each call bounded by StoreTimeout")
 		assert.EqualValues(t, 2, pcStats(t, p).StoreErrors)
+	})
+}
+
+// A store may decline a reservation that would wait beyond its horizon:
+// the pacer waits as told and asks again with the same ID, and sends once
+// the store reserves. Nothing stands in the store for the declined asks:
+// a request that then gives up (its deadline, its context) gives nothing
+// back.
+func TestPacerStoreDeclined(t *testing.T) {
+	newPacer := func(store *fakeStore, u http.RoundTripper) (*llmhttp.Pacer, http.RoundTripper) {
+		p := llmhttp.NewPacer(llmhttp.PacerSettings{
+			Store:   store,
+			MaxWait: -1,
+			Limits:  map[string]llmhttp.Limits{"": {Requests: llmhttp.Limit{Limit: 60}}},
+		})
+		return p, p.Wrap(u)
+	}
+	debt := func(store *fakeStore, key llmhttp.Partition, level float64) {
+		store.mu.Lock()
+		store.parts[key].buckets[llmhttp.DimRequests].level = level
+		store.mu.Unlock()
+	}
+	t.Run("asks again", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			store := &fakeStore{horizon: time.Second}
+			u := &pcUpstream{}
+			p, rt := newPacer(store, u)
+			pcDo(t, rt, pcReq(t.Context(), "m", "1"))
+			key := pcStats(t, p).Partition
+			debt(store, key, -5) // 6 s until a request fits
+			start := time.Now()
+			status, _, err := pcDo(t, rt, pcReq(t.Context(), "m", "2"))
+			require.NoError(t, err)
+			assert.Equal(t, http.StatusOK, status)
+			log := u.log()
+			require.Len(t, log, 2)
+			assert.Equal(t, 6*time.Second, log[1].at.Sub(start), "declined, back at 5 s, reserved 1 s ahead")
+			st := pcStats(t, p)
+			assert.EqualValues(t, 1, st.StoreDeclines)
+			store.mu.Lock()
+			ids := store.ids
+			store.mu.Unlock()
+			require.Len(t, ids, 3)
+			assert.NotZero(t, ids[1])
+			assert.Equal(t, ids[1], ids[2], "the same request asks again with its ID")
+			assert.NotEqual(t, ids[0], ids[1])
+		})
+	})
+	t.Run("deadline", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			store := &fakeStore{horizon: time.Second}
+			u := &pcUpstream{}
+			p, rt := newPacer(store, u)
+			pcDo(t, rt, pcReq(t.Context(), "m", "1"))
+			key := pcStats(t, p).Partition
+			debt(store, key, -5)
+			ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+			defer cancel()
+			start := time.Now()
+			resp, err := rt.RoundTrip(pcReq(ctx, "m", "2"))
+			require.NoError(t, err)
+			r, ok := llmhttp.RefusalOf(resp)
+			require.True(t, ok, "declined for 5 s: does not fit 3 s")
+			resp.Body.Close()
+			assert.Equal(t, llmhttp.ReasonWaitTooLong, r.Reason)
+			assert.Zero(t, time.Since(start))
+			assert.Equal(t, 1, u.count(), "not sent")
+			assert.InDelta(t, -5, store.level(key, llmhttp.DimRequests, time.Now()), 1e-9, "nothing given back for a decline")
+			assert.Zero(t, pcStats(t, p).InFlight)
+		})
+	})
+	t.Run("cancelled while declined", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			store := &fakeStore{horizon: time.Second}
+			u := &pcUpstream{}
+			p, rt := newPacer(store, u)
+			pcDo(t, rt, pcReq(t.Context(), "m", "1"))
+			key := pcStats(t, p).Partition
+			debt(store, key, -5)
+			ctx, cancel := context.WithCancel(t.Context())
+			done := make(chan error, 1)
+			start := time.Now()
+			go func() {
+				_, err := rt.RoundTrip(pcReq(ctx, "m", "2"))
+				done <- err
+			}()
+			time.Sleep(2 * time.Second)
+			cancel()
+			err := <-done
+			assert.ErrorIs(t, err, context.Canceled)
+			assert.Equal(t, 2*time.Second, time.Since(start), "returned at once")
+			assert.Equal(t, 1, u.count(), "not sent")
+			assert.InDelta(t, -5+2, store.level(key, llmhttp.DimRequests, time.Now()), 1e-9, "nothing given back for a decline")
+			assert.Zero(t, pcStats(t, p).InFlight)
+		})
+	})
+}
+
+// Under overload, one request of a process asks the store again at a time:
+// the others the store declined wait behind it, in the order they came,
+// without asking (one round trip per admission, not one per request each
+// time the store says to come back).
+func TestPacerStoreDeclinedLine(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := &fakeStore{horizon: time.Second, maxBack: 2 * time.Second}
+		u := &pcUpstream{}
+		// No limits known locally: the pacer's own buckets admit everything
+		// at once, as a replica's do that has not seen the others' traffic.
+		p := llmhttp.NewPacer(llmhttp.PacerSettings{Store: store, MaxWait: -1})
+		rt := p.Wrap(u)
+		pcDo(t, rt, pcReq(t.Context(), "m", "first"))
+		key := pcStats(t, p).Partition
+		store.mu.Lock()
+		store.part(key).buckets[llmhttp.DimRequests] = fakeBucket{
+			lim: llmhttp.BucketLimit{Capacity: 60, PerSecond: 1}, level: -5, last: time.Now(),
+		}
+		store.calls = 0
+		store.mu.Unlock()
+
+		start := time.Now()
+		var wg sync.WaitGroup
+		for i := range 10 {
+			wg.Go(func() {
+				status, _, err := pcDo(t, rt, pcReq(t.Context(), "m", strconv.Itoa(i)))
+				assert.NoError(t, err)
+				assert.Equal(t, http.StatusOK, status)
+			})
+			synctest.Wait() // in this order
+		}
+		wg.Wait()
+		log := u.log()
+		require.Len(t, log, 11)
+		for i, s := range log[1:] {
+			assert.Equal(t, strconv.Itoa(i), s.id, "in the order they came")
+			assert.Equal(t, time.Duration(6+i)*time.Second, s.at.Sub(start), "at the store's pace")
+		}
+		store.mu.Lock()
+		calls := store.calls
+		store.mu.Unlock()
+		// Each asks when its turn comes, and once more if that is beyond the
+		// horizon; the first asks at once. Without the line, each would ask
+		// every 2 s of its wait: about 60 calls.
+		assert.LessOrEqual(t, calls, 2*10+10, "reservations and settlements")
+		t.Logf("%d store calls for 10 requests", calls)
+		assert.Zero(t, pcStats(t, p).InFlight)
+	})
+}
+
+// A request behind the line's head is refused at once when the head's
+// next ask is already beyond its deadline, and returns at once when its
+// context ends; the line goes on without it.
+func TestPacerStoreDeclinedLineGivesUp(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := &fakeStore{horizon: time.Second}
+		u := &pcUpstream{}
+		p := llmhttp.NewPacer(llmhttp.PacerSettings{Store: store, MaxWait: -1})
+		rt := p.Wrap(u)
+		pcDo(t, rt, pcReq(t.Context(), "m", "first"))
+		key := pcStats(t, p).Partition
+		store.mu.Lock()
+		store.part(key).buckets[llmhttp.DimRequests] = fakeBucket{
+			lim: llmhttp.BucketLimit{Capacity: 60, PerSecond: 1}, level: -5, last: time.Now(),
+		}
+		store.mu.Unlock()
+		start := time.Now()
+
+		var wg sync.WaitGroup
+		wg.Go(func() { pcDo(t, rt, pcReq(t.Context(), "m", "head")) }) // declined: asks again at 5 s
+		synctest.Wait()
+
+		ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+		defer cancel()
+		resp, err := rt.RoundTrip(pcReq(ctx, "m", "hurried"))
+		require.NoError(t, err)
+		r, ok := llmhttp.RefusalOf(resp)
+		require.True(t, ok)
+		resp.Body.Close()
+		assert.Equal(t, llmhttp.ReasonWaitTooLong, r.Reason)
+		assert.Zero(t, time.Since(start), "refused at once")
+
+		cctx, ccancel := context.WithCancel(t.Context())
+		errc := make(chan error, 1)
+		go func() {
+			_, err := rt.RoundTrip(pcReq(cctx, "m", "cancelled"))
+			errc <- err
+		}()
+		wg.Go(func() { pcDo(t, rt, pcReq(t.Context(), "m", "last")) })
+		synctest.Wait()
+		time.Sleep(time.Second)
+		ccancel()
+		assert.ErrorIs(t, <-errc, context.Canceled)
+		assert.Equal(t, time.Second, time.Since(start), "returned at once")
+
+		wg.Wait()
+		log := u.log()
+		require.Len(t, log, 3)
+		assert.Equal(t, "head", log[1].id)
+		assert.Equal(t, 6*time.Second, log[1].at.Sub(start))
+		assert.Equal(t, "last", log[2].id)
+		assert.Equal(t, 7*time.Second, log[2].at.Sub(start))
+		st := pcStats(t, p)
+		assert.Zero(t, st.InFlight)
+		assert.EqualValues(t, 1, st.Refused)
 	})
 }
