@@ -205,6 +205,17 @@ func countAt(b []byte) (int64, bool) {
 // bodyDone learns a response body's usage and, for a stream, settles its
 // flight.
 func (pp *pacerPart) bodyDone(f *pflight, open bool, u usage) {
+	if s := f.later; s != nil {
+		// The store keeps charged the output generated, not the
+		// estimate (f's cost, less what was given back at its head).
+		f.later = nil
+		if u.output >= 0 {
+			diff := float64(u.output) - f.cost[pdOutput]
+			s.Refund[pdOutput], s.Debit[pdOutput] = max(-diff, 0), max(diff, 0)
+			s.Refund[pdTokens], s.Debit[pdTokens] = s.Refund[pdOutput], s.Debit[pdOutput]
+		}
+		defer pp.settleShared(context.Background(), s)
+	}
 	if !open && u.output < 0 && u.input < 0 {
 		return
 	}

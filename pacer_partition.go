@@ -88,7 +88,11 @@ type pflight struct {
 	// pending reports that the shared store has not reserved its cost
 	// yet (declined, or not asked yet; see reserveShared): the shared
 	// levels do not include it.
-	pending  bool
+	pending bool
+	// later is the shared settlement of a served answer that is not a
+	// stream, sent when its body ends (or is closed) with the output the
+	// body reports; nil without a store.
+	later    *Settlement
 	maxOut   int64
 	estInput int64 // the input estimate before correction, for learning
 	stream   bool

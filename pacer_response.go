@@ -121,11 +121,18 @@ func (pp *pacerPart) finish(ctx context.Context, f *pflight, info *requestInfo, 
 	}
 	pp.mu.Unlock()
 	ev.fire(s)
+	hasBody := ok2xx && resp.Body != nil && resp.Body != http.NoBody
 	if shared != nil {
-		pp.settleShared(ctx, shared)
+		if hasBody && !keep {
+			// The body's usage tells the output the store should keep
+			// charged: settle once, at its end (bodyDone).
+			f.later = shared
+		} else {
+			pp.settleShared(ctx, shared)
+		}
 	}
 
-	if ok2xx && resp.Body != nil && resp.Body != http.NoBody {
+	if hasBody {
 		b := f.body
 		b.rc, b.pp, b.f, b.open = resp.Body, pp, f, keep
 		resp.Body = b

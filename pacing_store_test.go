@@ -553,3 +553,81 @@ func TestPacerStoreDeclinedLineGivesUp(t *testing.T) {
 		assert.EqualValues(t, 1, st.Refused)
 	})
 }
+
+// A served answer that is not a stream settles in the store once, at its
+// body's end: the store keeps charged the output the body reports, not
+// the estimate (max_tokens, before any output was learned).
+func TestPacerStoreSettlesActualOutput(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := &fakeStore{}
+		u := &pcUpstream{reply: func(n int, _ *http.Request) *http.Response {
+			return pcResp(http.StatusOK, `{"usage":{"prompt_tokens":5,"completion_tokens":3,"total_tokens":8}}`)
+		}}
+		p := llmhttp.NewPacer(llmhttp.PacerSettings{
+			Store:          store,
+			OutputCharging: llmhttp.OutputGenerated,
+			Limits:         map[string]llmhttp.Limits{"": {Tokens: llmhttp.Limit{Limit: 6000}}},
+		})
+		resp, err := p.Wrap(u).RoundTrip(pcReq(t.Context(), "m", "1"))
+		require.NoError(t, err)
+		key := pcStats(t, p).Partition
+		charged := 6000 - store.level(key, llmhttp.DimTokens, time.Now())
+		store.mu.Lock()
+		calls := store.calls
+		store.mu.Unlock()
+		assert.Equal(t, 1, calls, "reserved; settled only at the body's end")
+
+		_, err = io.Copy(io.Discard, resp.Body)
+		require.NoError(t, err)
+		require.NoError(t, resp.Body.Close())
+		after := 6000 - store.level(key, llmhttp.DimTokens, time.Now())
+		assert.InDelta(t, charged-10+3, after, 1e-9, "max_tokens (10) charged, 3 generated")
+		store.mu.Lock()
+		calls = store.calls
+		store.mu.Unlock()
+		assert.Equal(t, 2, calls, "one settlement")
+	})
+}
+
+// A report to the store leaves out the requests the store has not
+// reserved (declined, waiting their turn): its levels do not include them
+// either, and the server's word would otherwise count them twice.
+func TestPacerStoreReportLeavesOutDeclined(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := &fakeStore{horizon: time.Second}
+		release := make(chan struct{})
+		u := &pcUpstream{reply: func(n int, req *http.Request) *http.Response {
+			if req.Header.Get("X-Test-Id") == "slow" {
+				<-release
+				return pcResp(http.StatusOK, `{}`, pcOpenAIHeaders(60, 0)...)
+			}
+			return nil
+		}}
+		p := llmhttp.NewPacer(llmhttp.PacerSettings{Store: store, MaxWait: -1})
+		rt := p.Wrap(u)
+		pcDo(t, rt, pcReq(t.Context(), "m", "first"))
+		key := pcStats(t, p).Partition
+		store.mu.Lock()
+		store.part(key).buckets[llmhttp.DimRequests] = fakeBucket{
+			lim: llmhttp.BucketLimit{Capacity: 60, PerSecond: 1}, level: 1, last: time.Now(),
+		}
+		store.mu.Unlock()
+
+		var wg sync.WaitGroup
+		wg.Go(func() { pcDo(t, rt, pcReq(t.Context(), "m", "slow")) }) // takes the last one
+		synctest.Wait()
+		for i := range 5 {
+			wg.Go(func() { pcDo(t, rt, pcReq(t.Context(), "m", strconv.Itoa(i))) })
+		}
+		synctest.Wait()
+		assert.Positive(t, pcStats(t, p).StoreDeclines, "waiting, declined")
+		assert.EqualValues(t, 6, pcStats(t, p).InFlight)
+		// Nothing remains, says the server; the store is already 1 short.
+		before := store.level(key, llmhttp.DimRequests, time.Now())
+		close(release)
+		synctest.Wait()
+		assert.InDelta(t, min(before, 0), store.level(key, llmhttp.DimRequests, time.Now()), 1e-9,
+			"the 5 waiting are not taken off the report")
+		wg.Wait()
+	})
+}
