@@ -60,13 +60,67 @@ func TestFleetSharesOneKey(t *testing.T) {
 						if !shared {
 							return
 						}
-						if !llmredis.CanDecline {
-							t.Skip("the goals need a core whose Grant can decline a reservation (llmhttp.Grant.Declined; see reserved_core.go)")
+						checkGoals(t, r, fc.charge, fc.p, replicas)
+					})
+				})
+			}
+		}
+	}
+}
+
+// checkGoals asserts the goals for a fleet through the store: at
+// least 97 % of the capacity, at most 1 % of 429s per attempt. With an
+// Anthropic server that reserves max_tokens, each replica's pacer first
+// assumes Anthropic's documented rule (only generated tokens count) and
+// switches on its second 429 that only a reservation explains (see
+// llmhttp.PacerSettings.OutputCharging): those 429s, two per replica at
+// most, are the pacers' to learn, and are allowed beyond the 1 %.
+func checkGoals(t *testing.T, r fleetResult, charge llmhttptest.Charge, p llmhttptest.Provider, replicas int) {
+	t.Helper()
+	assert.GreaterOrEqual(t, r.goodput, 0.97, "of capacity")
+	allowed := 0.01 * float64(r.attempts)
+	if p == llmhttptest.Anthropic && charge == llmhttptest.ChargeReserved {
+		allowed += float64(2 * replicas)
+	}
+	assert.LessOrEqual(t, float64(r.throttled), allowed, "429s")
+	assert.Zero(t, r.failed+r.local)
+	assert.Zero(t, r.storeErrors())
+}
+
+// The first burst of a fleet that knows nothing yet — a new key, an empty
+// Redis, no limits given up front: 300 requests at once through 4 and 8
+// replicas. Through the store, one request goes first and the others
+// follow at the pace its answer reveals; alone, each replica sends until
+// its own answers come back (logged for comparison).
+func TestFleetColdBurst(t *testing.T) {
+	for _, replicas := range []int{4, 8} {
+		for _, shared := range []bool{true, false} {
+			for _, fc := range fleetCases {
+				name := fc.name + "/replicas=" + strconv.Itoa(replicas) + "/redis"
+				if !shared {
+					name = fc.name + "/replicas=" + strconv.Itoa(replicas) + "/local"
+				}
+				t.Run(name, func(t *testing.T) {
+					synctest.Test(t, func(t *testing.T) {
+						m, _ := newMini(t)
+						h := llmhttptest.NewHandler(serverConfig(fc.charge, time.Minute))
+						c := fleetConfig{provider: fc.p, replicas: replicas, handler: h, window: time.Minute, burst: 300, windows: 20,
+							base: func(int) http.RoundTripper { return h.Transport() }}
+						var cnt counter
+						if shared {
+							c.store = func(int) llmhttp.PacerStore {
+								rdb := miniClient(t, m)
+								rdb.AddHook(&cnt)
+								return llmredis.NewStore(rdb, llmredis.Settings{}).Pacer()
+							}
 						}
-						assert.GreaterOrEqual(t, r.goodput, 0.97, "of capacity")
-						assert.LessOrEqual(t, r.throttleRate(), 0.01, "429s per attempt")
-						assert.Zero(t, r.failed+r.local)
-						assert.Zero(t, r.storeErrors())
+						r := runFleet(c)
+						t.Logf("%v  round trips/request %.2f", r, float64(cnt.calls.Load())/float64(max(r.attempts, 1)))
+						if !shared {
+							return
+						}
+						assert.Equal(t, r.total, r.ok, "all served")
+						checkGoals(t, r, fc.charge, fc.p, replicas)
 					})
 				})
 			}

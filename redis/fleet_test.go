@@ -48,6 +48,10 @@ type fleetConfig struct {
 	// load is the arrival rate as a multiple of capacity, for windows
 	// windows.
 	load, windows float64
+	// burst, when positive, sends that many requests at once instead (no
+	// warm-up: the replicas start cold), and waits for them for at most
+	// windows windows; goodput is then measured up to the last success.
+	burst int
 	// during, if set, runs alongside the arrivals (fault injection).
 	during func(ctx context.Context)
 	// options, if set, returns more Transport options for replica i.
@@ -113,19 +117,10 @@ func (r fleetResult) String() string {
 func runFleet(c fleetConfig) fleetResult {
 	h := c.handler
 	var sizes []llmhttptest.RequestSize
-	var sumIn float64
 	for _, k := range mix {
 		sizes = append(sizes, llmhttptest.RequestSize{InputTokens: k.input, OutputTokens: meanOutput})
-		sumIn += float64(k.input)
 	}
-	avgIn := sumIn / float64(len(mix))
 	res := fleetResult{capacity: h.Capacity(llmhttptest.Workload{Provider: c.provider, Model: "model", Mix: sizes})}
-	var allowance float64
-	if c.provider == llmhttptest.Anthropic {
-		allowance = min(50, 30_000/avgIn, 8_000/meanOutput)
-	} else {
-		allowance = min(500, 30_000/(avgIn+meanOutput))
-	}
 
 	clients := make([]*http.Client, c.replicas)
 	for i := range clients {
@@ -151,6 +146,7 @@ func runFleet(c fleetConfig) fleetResult {
 	var (
 		mu        sync.Mutex
 		latencies []float64
+		last      time.Time
 	)
 	send := func(client *http.Client, i int) {
 		start := time.Now()
@@ -168,6 +164,7 @@ func runFleet(c fleetConfig) fleetResult {
 		case ok && ctx.Err() == nil:
 			res.ok++
 			latencies = append(latencies, time.Since(start).Seconds())
+			last = time.Now()
 		case ctx.Err() != nil:
 			res.unfinished++
 		case local:
@@ -188,13 +185,32 @@ func runFleet(c fleetConfig) fleetResult {
 		defer dcancel()
 		wg.Go(func() { c.during(dctx) })
 	}
-	gap := time.Duration(float64(time.Second) / (c.load * res.capacity))
-	n := int(c.load * res.capacity * runFor.Seconds())
-	for i := range n {
-		wg.Go(func() { send(clients[i%len(clients)], i) })
-		time.Sleep(time.Until(start.Add(time.Duration(i+1) * gap)))
+	n := c.burst
+	if n > 0 {
+		var sent sync.WaitGroup
+		for i := range n {
+			sent.Go(func() { send(clients[i%len(clients)], i) })
+		}
+		done := make(chan struct{})
+		wg.Go(func() { sent.Wait(); close(done) })
+		t := time.NewTimer(runFor)
+		select {
+		case <-done:
+		case <-t.C:
+		}
+		t.Stop()
+		mu.Lock()
+		runFor = last.Sub(start)
+		mu.Unlock()
+	} else {
+		gap := time.Duration(float64(time.Second) / (c.load * res.capacity))
+		n = int(c.load * res.capacity * runFor.Seconds())
+		for i := range n {
+			wg.Go(func() { send(clients[i%len(clients)], i) })
+			time.Sleep(time.Until(start.Add(time.Duration(i+1) * gap)))
+		}
+		time.Sleep(time.Until(start.Add(runFor)))
 	}
-	time.Sleep(time.Until(start.Add(runFor)))
 	mu.Lock()
 	ok := res.ok
 	mu.Unlock()
@@ -216,8 +232,6 @@ func runFleet(c fleetConfig) fleetResult {
 			res.goodput = max(ok200/allowed(500), float64(ps.InputTokens+ps.OutputTokens)/allowed(30_000))
 		}
 	}
-	_ = allowance
-
 	slices.Sort(latencies)
 	res.p50, res.p95 = quantile(latencies, 0.5), quantile(latencies, 0.95)
 	return res

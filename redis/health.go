@@ -70,8 +70,7 @@ type health struct {
 // probe is due) returns.
 var errUnavailable = errors.New("llmhttp/redis: Redis unavailable; using the local fallback")
 
-// errReply is the error of a script reply of the wrong shape (a script of
-// another version under the same name).
+// errReply is the error of a script reply of the wrong shape.
 var errReply = errors.New("llmhttp/redis: unexpected reply from Redis")
 
 // begin reports whether a call may try Redis now; when it returns true the

@@ -8,6 +8,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -66,6 +67,7 @@ func TestFallbackAndRecovery(t *testing.T) {
 		assert.Equal(t, llmredis.ModeLocal, stats.Mode)
 		assert.Equal(t, start, stats.Since)
 		assert.EqualValues(t, 1, stats.Fallbacks)
+		assert.Error(t, stats.LastError)
 		assert.Contains(t, logs.String(), "level=WARN")
 		assert.Contains(t, logs.String(), "error=")
 
@@ -92,6 +94,7 @@ func TestFallbackAndRecovery(t *testing.T) {
 		ev.mu.Unlock()
 		assert.EqualValues(t, 1, st.Stats().Recoveries)
 		assert.Equal(t, llmredis.ModeShared, st.Stats().Mode)
+		assert.NoError(t, st.Stats().LastError)
 		assert.Contains(t, logs.String(), "level=INFO")
 		require.NoError(t, call())
 	})
@@ -146,4 +149,21 @@ func TestOneProbeAtATime(t *testing.T) {
 		assert.Equal(t, 1, slow, "one probe waited its timeout: %v", elapsed)
 		assert.EqualValues(t, 2, st.Stats().Calls)
 	})
+}
+
+// A client that ignores context deadlines cannot keep calls within
+// Timeout: NewStore says so.
+func TestNewStoreWarnsWithoutContextTimeouts(t *testing.T) {
+	var logs bytes.Buffer
+	l := slog.New(slog.NewTextHandler(&logs, nil))
+	rdb := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:1"})
+	defer rdb.Close()
+	llmredis.NewStore(rdb, llmredis.Settings{Logger: l})
+	assert.Contains(t, logs.String(), "ContextTimeoutEnabled is off")
+
+	logs.Reset()
+	rdb2 := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:1", ContextTimeoutEnabled: true})
+	defer rdb2.Close()
+	llmredis.NewStore(rdb2, llmredis.Settings{Logger: l})
+	assert.Empty(t, logs.String())
 }

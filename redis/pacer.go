@@ -58,11 +58,11 @@ type reservePolicy struct {
 	gain     float64 // of a higher report, beyond the young debits
 }
 
-// policy returns the store's policy. Declining needs a core whose Grant
-// can say so (canDecline); without declines a reservation may wait far
-// longer than CountLag, so a higher report is not believed at all.
+// policy returns the store's policy. Without declines (a negative
+// Horizon) a reservation may wait far longer than CountLag, so a higher
+// report is not believed at all.
 func (p *pacerStore) policy() reservePolicy {
-	if !canDecline || p.st.s.Horizon < 0 {
+	if p.st.s.Horizon < 0 {
 		return reservePolicy{countLag: p.st.s.CountLag}
 	}
 	// A reservation may wait a horizon before it is even sent: it is young
@@ -73,7 +73,7 @@ func (p *pacerStore) policy() reservePolicy {
 // Reserve implements [llmhttp.PacerStore].
 func (p *pacerStore) Reserve(ctx context.Context, key llmhttp.Partition, r llmhttp.Reservation) (llmhttp.Grant, error) {
 	g, reserved, err := p.reserve(ctx, key, r, p.policy())
-	setReserved(&g, reserved)
+	g.Declined = err == nil && !reserved
 	return g, err
 }
 
@@ -89,7 +89,10 @@ func (p *pacerStore) reserve(ctx context.Context, key llmhttp.Partition, r llmht
 	args[3*n] = limitsTTL
 	args[3*n+1] = pol.horizon.Seconds()
 	args[3*n+2] = pol.countLag.Seconds()
-	tk := ticketKey{key, r.Cost}
+	tk := ticketKey{p: key, id: r.ID}
+	if r.ID == 0 {
+		tk.c = r.Cost
+	}
 	had := int64(0)
 	if pol.horizon > 0 {
 		had = p.tickets.take(tk, time.Now())

@@ -16,9 +16,8 @@ import (
 	"github.com/llmhttp/llmhttp"
 )
 
-// These tests drive the scripts with the policy the store uses once the
-// core can take a declined reservation (canDecline): a horizon, and higher
-// reports believed beyond the young debits.
+// These tests drive the scripts with the store's default policy: a
+// horizon, and higher reports believed beyond the young debits.
 
 var ikey = llmhttp.Partition{Host: "https://api.openai.com", Credential: "fp", Model: "gpt"}
 
@@ -72,9 +71,12 @@ func TestDeclineBeyondHorizon(t *testing.T) {
 		assert.True(t, ok)
 		assert.Equal(t, 500*time.Millisecond, g.Wait)
 
+		g, ok = a.try(t, 20) // 2.5 s
+		assert.False(t, ok)
+		assert.Equal(t, 1500*time.Millisecond, g.Wait, "back when the wait is down to the horizon")
 		g, ok = a.try(t, 100) // 10.5 s
 		assert.False(t, ok)
-		assert.Equal(t, 9500*time.Millisecond, g.Wait, "back when the wait is down to the horizon")
+		assert.Equal(t, 5*time.Second, g.Wait, "back in 5 horizons at most, to check again")
 		assert.InDelta(t, -5, g.Levels[llmhttp.DimTokens], 1e-3, "nothing debited")
 	})
 }
@@ -101,6 +103,38 @@ func TestHorizonShortWindow(t *testing.T) {
 	})
 }
 
+// waiter is a request that asks again when told, as a pacer does.
+type waiter struct {
+	s    *pacerStore
+	cost float64
+	at   time.Time // when it asks next; zero once reserved
+}
+
+// serve drives ws, each asking at its time and again when declined, until
+// all are reserved; it returns their costs in the order they were
+// reserved, and the number of calls.
+func serve(t *testing.T, ws []*waiter) (order []float64, calls int) {
+	for len(order) < len(ws) {
+		next := -1
+		for i, w := range ws {
+			if !w.at.IsZero() && (next < 0 || w.at.Before(ws[next].at)) {
+				next = i
+			}
+		}
+		w := ws[next]
+		time.Sleep(time.Until(w.at))
+		calls++
+		g, ok := w.s.try(t, w.cost)
+		if ok {
+			order = append(order, w.cost)
+			w.at = time.Time{}
+		} else {
+			w.at = time.Now().Add(g.Wait)
+		}
+	}
+	return order, calls
+}
+
 // A declined request takes a ticket: requests after it, from any process,
 // leave room for it, so small requests do not starve a large one.
 func TestQueueKeepsLargeRequestFromStarving(t *testing.T) {
@@ -109,82 +143,60 @@ func TestQueueKeepsLargeRequestFromStarving(t *testing.T) {
 		_, ok := a.try(t, 1000)
 		require.True(t, ok)
 
-		g, ok := a.try(t, 900) // 90 s
+		g, ok := a.try(t, 900) // 90 s away
 		require.False(t, ok)
-		assert.Equal(t, 89*time.Second, g.Wait)
+		assert.Equal(t, 5*time.Second, g.Wait, "checks again every 5 horizons")
 
-		// Without the queue, this would fit at 1 s.
-		g, ok = b.try(t, 10)
-		assert.False(t, ok, "a smaller request leaves room for the one queued before it")
-		assert.Equal(t, 90*time.Second, g.Wait)
-
-		time.Sleep(89 * time.Second)
-		g, ok = b.try(t, 10)
-		assert.False(t, ok, "still behind it")
-		_, ok = a.try(t, 900)
-		assert.True(t, ok, "the large request goes first")
-		g, ok = b.try(t, 10)
-		assert.False(t, ok)
-		assert.Equal(t, time.Second, g.Wait, "then only 2 s behind its debit: back in 1")
+		// Without the queue, these would fit at once, one after the other.
+		ws := []*waiter{{s: a, cost: 900, at: time.Now().Add(g.Wait)}}
+		for i := range 5 {
+			ws = append(ws, &waiter{s: b, cost: 10, at: time.Now().Add(time.Duration(i) * 100 * time.Millisecond)})
+		}
+		order, _ := serve(t, ws)
+		assert.Equal(t, []float64{900, 10, 10, 10, 10, 10}, order, "the large request goes first")
 	})
 }
 
-// The ticket of a request that never comes back lapses.
+// The ticket of a request that never comes back lapses: two horizons and
+// a second after it should have.
 func TestQueueTicketLapses(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		a, b := newTestStore(t)
 		a.try(t, 1000)
-		_, ok := a.try(t, 900)
+		g, ok := a.try(t, 900)
 		require.False(t, ok)
-		time.Sleep(89*time.Second + 2*time.Second + time.Second + time.Millisecond) // its wait, 2 horizons and a second
+		time.Sleep(g.Wait + 2*time.Second + time.Second - time.Millisecond)
 		_, ok = b.try(t, 10)
-		assert.True(t, ok)
+		assert.False(t, ok, "still queued")
+		time.Sleep(2 * time.Millisecond)
+		_, ok = b.try(t, 10)
+		assert.True(t, ok, "lapsed")
 	})
 }
 
 // Declined requests are served in the order they were first declined,
-// across processes, and each needs asking only twice: its first wait
-// counts every ticket before it.
+// across processes, asking about once per wait or per 5 horizons.
 func TestQueueOrderAndPolls(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		a, b := newTestStore(t)
 		_, ok := a.try(t, 1000)
 		require.True(t, ok)
-		type waiter struct {
-			s    *pacerStore
-			cost float64
-			at   time.Time
-		}
 		var ws []*waiter
-		for i := range 6 {
+		costs := []float64{300, 50, 120, 10, 500, 70}
+		for i, cost := range costs {
 			s := []*pacerStore{a, b}[i%2]
-			cost := []float64{300, 50, 120, 10, 500, 70}[i]
 			g, ok := s.try(t, cost)
 			require.False(t, ok)
 			ws = append(ws, &waiter{s: s, cost: cost, at: time.Now().Add(g.Wait)})
 		}
-		polls := 0
-		var order []float64
-		for len(order) < len(ws) {
-			next := -1
-			for i, w := range ws {
-				if !w.at.IsZero() && (next < 0 || w.at.Before(ws[next].at)) {
-					next = i
-				}
-			}
-			w := ws[next]
-			time.Sleep(time.Until(w.at))
-			polls++
-			g, ok := w.s.try(t, w.cost)
-			if ok {
-				order = append(order, w.cost)
-				w.at = time.Time{}
-			} else {
-				w.at = time.Now().Add(g.Wait)
-			}
-		}
-		assert.Equal(t, []float64{300, 50, 120, 10, 500, 70}, order, "first declined, first served")
-		assert.Equal(t, len(ws), polls, "each came back once, and fitted")
+		start := time.Now()
+		order, calls := serve(t, ws)
+		assert.Equal(t, costs, order, "first declined, first served")
+		// 1,050 tokens at 10 a second, each checking again every 5 s.
+		waited := time.Since(start)
+		assert.Less(t, waited, 106*time.Second)
+		assert.LessOrEqual(t, calls, len(ws)*(int(waited/(5*time.Second))+2))
+		t.Logf("%d calls in %v", calls, waited)
 	})
 }
 
@@ -222,15 +234,16 @@ func TestReportRaises(t *testing.T) {
 	})
 }
 
-// Without declines (the core's Grant cannot say so yet), a reservation may
-// wait far longer than CountLag: a higher report is not believed.
+// Without declines (a negative Horizon), a reservation may wait far longer
+// than CountLag: a higher report is not believed.
 func TestReportNotRaisedWithoutDeclines(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		a, _ := newTestStore(t)
+		def := a.policy()
+		assert.Equal(t, time.Second, def.horizon, "the default declines")
+		assert.Equal(t, reportGain, def.gain)
+		a.st.s.Horizon = -1
 		pol := a.policy()
-		if canDecline {
-			t.Skip("the core can decline")
-		}
 		assert.Zero(t, pol.gain)
 		assert.Zero(t, pol.horizon)
 		_, _, err := a.reserve(t.Context(), ikey, llmhttp.Reservation{Now: time.Now(), Cost: icost(500), Limits: ilimits()}, pol)

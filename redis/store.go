@@ -13,12 +13,14 @@ import (
 // settings.
 type Settings struct {
 	// Prefix starts every key the store writes. "" means "llmhttp:". Give
-	// each environment sharing one Redis (staging, production) its own.
+	// each environment sharing one Redis (staging, production) its own. It
+	// must not hold braces: a partition's keys share a Redis Cluster hash
+	// slot through a {…} tag.
 	Prefix string
 
 	// Timeout bounds every call to Redis. A call that takes longer counts
 	// as failed: the request goes on with the local fallback. 0 means
-	// 100 ms. It is enforced through the call's context, which go-redis
+	// 50 ms (PacerSettings.StoreTimeout's default). It is enforced through the call's context, which go-redis
 	// honours only with [goredis.Options.ContextTimeoutEnabled] (NewStore
 	// warns through Logger when a client has it off); otherwise the
 	// client's ReadTimeout and WriteTimeout bound the call.
@@ -38,18 +40,19 @@ type Settings struct {
 	// waste what the refunds give back. A declined request takes a ticket
 	// in the partition's queue: the requests after it leave it room, so
 	// they are served in order, a large one is not starved by small ones,
-	// and each asks about twice however many compete. 0 means 1 s; each
-	// bucket's horizon is at most a 50th of its window; a negative value
-	// means none: every reservation stands, however long its wait.
-	// Declines need a core whose Grant can carry them (see canDecline);
-	// until then the store does not decline.
+	// and each asks again when its turn should have come, or after 5
+	// horizons at most (the costs before it are estimates, which it checks
+	// again). 0 means 1 s; each bucket's horizon is at most a 50th of its
+	// window; a negative value means none: every reservation stands,
+	// however long its wait.
 	Horizon time.Duration
 
 	// CountLag is how long the server may take to count a reservation:
 	// the time constant over which reservations are held to be on their
 	// way (waiting for their turn, in transit, or generating output that
 	// is counted at its end). A server report above the shared level is
-	// believed, in part, only beyond them; see [Store.Pacer]. 0 means 2 s.
+	// believed, in part, only beyond them; see [Store.Pacer]. 0 means 2 s;
+	// each bucket's is at most a 30th of its window.
 	CountLag time.Duration
 
 	// OnFallback, if set, is called when the store switches to its local
@@ -65,7 +68,7 @@ type Settings struct {
 // Defaults of Settings.
 const (
 	defaultPrefix     = "llmhttp:"
-	defaultTimeout    = 100 * time.Millisecond
+	defaultTimeout    = 50 * time.Millisecond
 	defaultMinBackoff = 250 * time.Millisecond
 	defaultHorizon    = time.Second
 	defaultCountLag   = 2 * time.Second
@@ -152,6 +155,9 @@ type StoreStats struct {
 	Calls, Failures, Local int64
 	// Fallbacks and Recoveries count the switches to ModeLocal and back.
 	Fallbacks, Recoveries int64
+	// LastError is the failure that made the store fall back, while it is
+	// in ModeLocal; nil otherwise.
+	LastError error
 }
 
 // Stats returns the store's counters.
@@ -162,7 +168,7 @@ func (st *Store) Stats() StoreStats {
 	s := StoreStats{Mode: ModeShared, Since: h.since, Calls: h.calls, Failures: h.failures, Local: h.local,
 		Fallbacks: h.fallback, Recoveries: h.recover}
 	if h.down {
-		s.Mode = ModeLocal
+		s.Mode, s.LastError = ModeLocal, h.lastErr
 	}
 	return s
 }

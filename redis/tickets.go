@@ -9,8 +9,8 @@ import (
 
 // tickets remembers the queue tickets of this process's declined
 // reservations (see reserve.lua), so that a request that comes back keeps
-// its place. A Reservation carries no identity: a ticket is remembered by
-// partition and cost, and handed to the next reservation of that partition
+// its place: by partition and Reservation.ID. Without an ID, by partition
+// and cost: a ticket is handed to the next reservation of that partition
 // and cost — the same request, or one that can take its place at no loss
 // to anyone, since it costs the same.
 type tickets struct {
@@ -20,8 +20,9 @@ type tickets struct {
 }
 
 type ticketKey struct {
-	p llmhttp.Partition
-	c llmhttp.Amounts
+	p  llmhttp.Partition
+	id uint64          // the request's, when the core names it
+	c  llmhttp.Amounts // its cost, when not
 }
 
 type ticket struct {

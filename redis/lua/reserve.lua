@@ -21,8 +21,10 @@
 -- KEYS[6]     the limits hash: c<d> capacity, r<d> refill per second; qn
 --             the last ticket; the young debits: y<d> the debits, decaying
 --             with time constant ARGV[18], as of yt (settle.lua keeps them
---             out of what it believes of a report); and the young refunds
---             z<d>, as of zt, kept alike by settle.lua
+--             out of what it believes of a report); the young refunds
+--             z<d>, as of zt, kept alike by settle.lua; probe, until when
+--             the first request of a partition nobody has heard of goes
+--             alone; seen, set by settle.lua once any answer was settled
 -- KEYS[7]     the gate: when it opens, in the same seconds
 -- KEYS[8]     the queue of tickets: a sorted set of "n c1 c2 c3 c4 c5 lapse"
 --             scored n
@@ -32,7 +34,8 @@
 -- ARGV[16]    the limits hash's TTL, seconds
 -- ARGV[17]    the horizon, seconds (≤ 0: none: every reservation stands;
 --             each bucket's is at most a 50th of its window)
--- ARGV[18]    the time constant of the young debits, seconds
+-- ARGV[18]    the time constant of the young debits, seconds (each
+--             bucket's is at most a 30th of its window)
 -- ARGV[19]    the caller's ticket (0: none)
 --
 -- Returns {wait µs, gate µs from now, known bits, reserved (0/1), ticket,
@@ -46,7 +49,7 @@ local now = (t[1] - 1483228800) + t[2] / 1000000
 local gate = tonumber(redis.call("GET", KEYS[7]) or "") or now
 local start = math.max(now, gate)
 local lim = redis.call("HMGET", KEYS[6], "c1", "r1", "c2", "r2", "c3", "r3", "c4", "r4", "c5", "r5",
-  "y1", "y2", "y3", "y4", "y5", "yt", "z1", "z2", "z3", "z4", "z5", "zt")
+  "y1", "y2", "y3", "y4", "y5", "yt", "z1", "z2", "z3", "z4", "z5", "zt", "probe", "seen")
 local stored = redis.call("MGET", KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
 local ttl = tonumber(ARGV[16])
 local horizon = tonumber(ARGV[17])
@@ -115,23 +118,29 @@ if horizon > 0 then
 end
 
 -- What the reservations still out are expected to give back soon: the
--- young debits (y, decaying with time constant tau) times the share of
+-- young debits (y, fading with time constant tau) times the share of
 -- recent debits that came back (z, the young refunds, over y), halved,
 -- the debits being younger on average than their refunds. A declined
 -- reservation comes back that much earlier: the refunds of the requests
 -- before it make room for it sooner than their debits say. (Too early
 -- costs it one more round trip, never a wrong admission.)
 local tau = tonumber(ARGV[18])
+-- decay returns the factor by which what was young at time at has faded
+-- by now in dimension d: time constant tau, at most a 30th of the bucket's
+-- window (its requests take a time in proportion).
+local function decay(d, at)
+  if tau <= 0 or caps[d] <= 0 then
+    return 0
+  end
+  local td = math.min(tau, caps[d] / rates[d] / 30)
+  return math.exp(-math.max(now - (tonumber(at or "") or now), 0) / td)
+end
 local soon = {0, 0, 0, 0, 0}
-if tau > 0 then
-  local ydecay = math.exp(-math.max(now - (tonumber(lim[16] or "") or now), 0) / tau)
-  local zdecay = math.exp(-math.max(now - (tonumber(lim[22] or "") or now), 0) / tau)
-  for d = 1, 5 do
-    local y = (tonumber(lim[10 + d] or "") or 0) * ydecay
-    local z = (tonumber(lim[16 + d] or "") or 0) * zdecay
-    if y > 0 then
-      soon[d] = 0.5 * y * math.min(z / y, 1)
-    end
+for d = 1, 5 do
+  local y = (tonumber(lim[10 + d] or "") or 0) * decay(d, lim[16])
+  local z = (tonumber(lim[16 + d] or "") or 0) * decay(d, lim[22])
+  if y > 0 then
+    soon[d] = 0.5 * y * math.min(z / y, 1)
   end
 end
 
@@ -150,9 +159,30 @@ for d = 1, 5 do
       local wq = math.max(tats[d], start) + (ahead[d] + costs[d]) / r - c / r - now
       if wq > h + 1e-6 then
         over = true
-        back = math.max(back, wq - h - soon[d] / r, math.min(wq - h, h / 2))
+        -- Come back when it fits, less what the refunds should give
+        -- back by then, but at least every 5 horizons: the costs of the
+        -- tickets before it are estimates (max_tokens, before the pacers
+        -- learned the output of their requests), which it re-checks.
+        back = math.max(back, math.min(wq - h - soon[d] / r, 5 * h), math.min(wq - h, h / 2))
       end
     end
+  end
+end
+
+-- A partition nobody has heard of: no limits are known, and no answer has
+-- been settled yet. One request goes first, alone, to learn them; the
+-- others come back shortly (a fleet's first burst would otherwise go out
+-- whole, each replica knowing nothing). Once any answer is settled, with
+-- limits or without (a server that reports none), requests go as their
+-- pacers decide.
+if horizon > 0 and known == 0 and not lim[24] then
+  local probe = tonumber(lim[23] or "")
+  if probe and probe > now then
+    over = true
+    back = math.min(probe - now, horizon / 4)
+  else
+    redis.call("HSET", KEYS[6], "probe", now + 4 * horizon)
+    redis.call("EXPIRE", KEYS[6], ttl)
   end
 end
 
@@ -163,16 +193,20 @@ if over then
   -- Take a ticket (or keep one's own), valid until a while after the
   -- caller should come back.
   local lapse = now + back + 2 * horizon + 1
-  if queued then
+  if known == 0 then
+    -- (Waiting for the first answer: no order to keep.)
+  elseif queued then
     redis.call("ZREMRANGEBYSCORE", KEYS[8], ticket, ticket)
   elseif ticket <= 0 then
     ticket = redis.call("HINCRBY", KEYS[6], "qn", 1)
   end -- (a lapsed ticket comes back in its place)
-  redis.call("ZADD", KEYS[8], ticket, string.format("%d %.17g %.17g %.17g %.17g %.17g %.17g",
-    ticket, costs[1], costs[2], costs[3], costs[4], costs[5], lapse))
-  local qttl = math.ceil(back + 2 * horizon + 1)
-  if redis.call("TTL", KEYS[8]) < qttl then
-    redis.call("EXPIRE", KEYS[8], qttl)
+  if known > 0 then
+    redis.call("ZADD", KEYS[8], ticket, string.format("%d %.17g %.17g %.17g %.17g %.17g %.17g",
+      ticket, costs[1], costs[2], costs[3], costs[4], costs[5], lapse))
+    local qttl = math.ceil(back + 2 * horizon + 1)
+    if redis.call("TTL", KEYS[8]) < qttl then
+      redis.call("EXPIRE", KEYS[8], qttl)
+    end
   end
 else
   if queued then
@@ -182,13 +216,9 @@ else
 end
 
 if reserved == 1 and known > 0 then
-  local decay = 0
-  if tau > 0 then
-    decay = math.exp(-math.max(now - (tonumber(lim[16] or "") or now), 0) / tau)
-  end
   local y = {}
   for d = 1, 5 do
-    y[d] = (tonumber(lim[10 + d] or "") or 0) * decay + costs[d]
+    y[d] = (tonumber(lim[10 + d] or "") or 0) * decay(d, lim[16]) + costs[d]
   end
   redis.call("HSET", KEYS[6], "y1", y[1], "y2", y[2], "y3", y[3], "y4", y[4], "y5", y[5], "yt", now)
 end

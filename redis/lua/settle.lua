@@ -11,7 +11,7 @@
 -- ARGV[27]     close the gate for this many seconds from now (≤ 0: no)
 -- ARGV[28]     the limits hash's TTL, seconds
 -- ARGV[29]     the time constant of the young debits, seconds (see
---              reserve.lua)
+--              reserve.lua; each bucket's is at most a 30th of its window)
 -- ARGV[30]     the share of a higher report believed (0: none)
 --
 -- A shared level above the report is lowered to it: the server's word
@@ -38,12 +38,17 @@ local reportedBits = tonumber(ARGV[16])
 local ttl = tonumber(ARGV[28])
 local tau = tonumber(ARGV[29])
 local gain = tonumber(ARGV[30])
-local decay = 0
-if tau > 0 then
-  decay = math.exp(-math.max(now - (tonumber(lim[16] or "") or now), 0) / tau)
+-- decay returns the factor by which what was young at time at has faded
+-- by now for a bucket of capacity c and refill r (see reserve.lua).
+local function decay(c, r, at)
+  if tau <= 0 or c <= 0 then
+    return 0
+  end
+  local td = math.min(tau, c / r / 30)
+  return math.exp(-math.max(now - (tonumber(at or "") or now), 0) / td)
 end
+local caps, rates = {0, 0, 0, 0, 0}, {1, 1, 1, 1, 1}
 local levels = {0, 0, 0, 0, 0}
-local touched = false
 for d = 1, 5 do
   local oc, orr = tonumber(lim[2 * d - 1]), tonumber(lim[2 * d])
   local c, r = tonumber(ARGV[16 + d]), tonumber(ARGV[21 + d])
@@ -57,7 +62,6 @@ for d = 1, 5 do
         tat = now + (c - level) / r
       end
       redis.call("HSET", KEYS[6], "c" .. d, c, "r" .. d, r)
-      touched = true
     end
   elseif oc and orr and oc > 0 and orr > 0 then
     c, r = oc, orr
@@ -65,7 +69,7 @@ for d = 1, 5 do
     c, r = 0, 0
   end
   if c > 0 then
-    touched = true
+    caps[d], rates[d] = c, r
     local old = tat
     tat = math.max(tat or now, now)
     if refund > 0 then
@@ -82,7 +86,7 @@ for d = 1, 5 do
       else
         -- Debt is reservations not yet sent (waiting their turn); the
         -- young debits, those in transit or generating.
-        local young = (tonumber(lim[10 + d] or "") or 0) * decay + math.max(-level, 0)
+        local young = (tonumber(lim[10 + d] or "") or 0) * decay(c, r, lim[16]) + math.max(-level, 0)
         local target = rep - young
         if target > level then
           level = level + gain * (target - level)
@@ -99,9 +103,10 @@ for d = 1, 5 do
     levels[d] = math.floor((c - reset * r) * 1000 + 0.5)
   end
 end
-if touched then
-  redis.call("EXPIRE", KEYS[6], ttl)
-end
+-- An answer was settled: the partition's first request has been heard
+-- (see reserve.lua's probe).
+redis.call("HSET", KEYS[6], "seen", 1)
+redis.call("EXPIRE", KEYS[6], ttl)
 -- The young refunds, like the young debits: what comes back of them
 -- (reserve.lua expects as much of the debits still out).
 local refunded = false
@@ -111,10 +116,9 @@ for d = 1, 5 do
   end
 end
 if refunded and tau > 0 then
-  local zdecay = math.exp(-math.max(now - (tonumber(lim[22] or "") or now), 0) / tau)
   local z = {}
   for d = 1, 5 do
-    z[d] = (tonumber(lim[16 + d] or "") or 0) * zdecay + math.max(tonumber(ARGV[d]), 0)
+    z[d] = (tonumber(lim[16 + d] or "") or 0) * decay(caps[d], rates[d], lim[22]) + math.max(tonumber(ARGV[d]), 0)
   end
   redis.call("HSET", KEYS[6], "z1", z[1], "z2", z[2], "z3", z[3], "z4", z[4], "z5", z[5], "zt", now)
 end

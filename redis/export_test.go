@@ -1,4 +1,0 @@
-package redis
-
-// CanDecline exports canDecline to the tests.
-const CanDecline = canDecline
