@@ -1,6 +1,7 @@
 package redis_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -115,18 +116,53 @@ func startRedisServer(t *testing.T) *redisServer {
 
 func (s *redisServer) addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
 
+// readyWriter takes redis-server's log and closes ready at the line that
+// says it accepts connections.
+type readyWriter struct {
+	tail  []byte // the end of the log, where the line may begin
+	ready chan struct{}
+	done  bool
+}
+
+func (w *readyWriter) Write(p []byte) (int, error) {
+	if !w.done {
+		w.tail = append(w.tail, p...)
+		if bytes.Contains(w.tail, []byte("Ready to accept connections")) {
+			w.done = true
+			close(w.ready)
+		}
+		w.tail = w.tail[max(len(w.tail)-64, 0):]
+	}
+	return len(p), nil
+}
+
+// after waits d, or until ctx ends; it reports whether d passed.
+func after(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// start starts the server and returns once it says it accepts
+// connections (its log line), within 10 s.
 func (s *redisServer) start() {
 	s.cmd = exec.Command(s.bin, "--bind", "127.0.0.1", "--port", strconv.Itoa(s.port),
 		"--save", "", "--appendonly", "no", "--dir", s.t.TempDir())
+	w := &readyWriter{ready: make(chan struct{})}
+	s.cmd.Stdout = w
 	require.NoError(s.t, s.cmd.Start())
-	for range 200 {
-		if c, err := net.Dial("tcp", s.addr()); err == nil {
-			c.Close()
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	select {
+	case <-w.ready:
+	case <-ctx.Done():
+		s.t.Fatalf("redis-server did not start on %s", s.addr())
 	}
-	s.t.Fatalf("redis-server did not start on %s", s.addr())
 }
 
 func (s *redisServer) kill() {
@@ -154,9 +190,12 @@ func TestFaultRealRedisKilledAndRestarted(t *testing.T) {
 			return st.Pacer()
 		},
 		during: func(ctx context.Context) {
-			time.Sleep(2 * window)
+			// A real process: real time, cut short if the run ends first.
+			if !after(ctx, 2*window) {
+				return
+			}
 			srv.kill()
-			time.Sleep(2 * window)
+			after(ctx, 2*window)
 			srv.start()
 		},
 	}
