@@ -79,6 +79,12 @@ type Observer struct {
 	// thresholds (see [BudgetSettings.OnThreshold]), for the budget layer
 	// New builds.
 	OnBudgetThreshold func(ThresholdEvent)
+
+	// OnStore is called when a shared store ([PacerSettings.Store],
+	// [BudgetSettings.Store]) falls back to local state or returns to
+	// shared; the store calls it — see the store's documentation, e.g.
+	// github.com/llmhttp/llmhttp/redis Settings.Observer.
+	OnStore func(StoreEvent)
 }
 
 // Causes of a wait in llmhttp outside the pacer, for [WaitEvent.Cause]; the
@@ -272,6 +278,7 @@ func joinObservers(obs ...*Observer) *Observer {
 		j.OnRefusal = join2(j.OnRefusal, o.OnRefusal)
 		j.OnUsage = join2(j.OnUsage, o.OnUsage)
 		j.OnBudgetThreshold = join2(j.OnBudgetThreshold, o.OnBudgetThreshold)
+		j.OnStore = join2(j.OnStore, o.OnStore)
 	}
 	return j
 }

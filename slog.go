@@ -11,21 +11,25 @@ import (
 
 // LogObserver returns an [Observer] that logs through l what an operator
 // wants to read: retries, gate and circuit changes, refusals, budget
-// thresholds and requests that an SDK above llmhttp retried too. It returns
+// thresholds, a shared store's fallbacks and recoveries (when it is given
+// to the store, see [Observer.OnStore]) and requests that an SDK above
+// llmhttp retried too. It returns
 // nil for a nil l, and for a logger whose handler is [slog.DiscardHandler],
 // so that such a logger costs nothing. [WithLogger] uses it.
 //
 // Levels:
 //   - Debug: every attempt, every wait, a gate passed again;
 //   - Info: a retry, a gate closed, a circuit half-open or closed again, a
-//     request refused because its wait would be too long or it was shed;
+//     request refused because its wait would be too long or it was shed, a
+//     shared store shared again;
 //   - Warn: a circuit opened, any other refusal (quota exhausted, circuit
-//     open, budget exhausted, too large), a budget threshold, a request
-//     retried by an SDK on top of llmhttp.
+//     open, budget exhausted, too large), a budget threshold, a shared
+//     store fallen back to local state, a request retried by an SDK on top
+//     of llmhttp.
 //
 // Records carry structured attributes — host, model, credential (the
 // fingerprint, see [Fingerprint]), attempt, class, status, delay, cause,
-// reason — and the request's context, so that handlers can add trace IDs.
+// reason, store — and the request's context, so that handlers can add trace IDs.
 // They never carry an API key, a header value or a request or response
 // body. Attributes are built only when l is enabled for the level.
 func LogObserver(l *slog.Logger) *Observer {
@@ -42,6 +46,7 @@ func LogObserver(l *slog.Logger) *Observer {
 		OnBreakerStateChange: lo.breaker,
 		OnRefusal:            lo.refusal,
 		OnBudgetThreshold:    lo.threshold,
+		OnStore:              lo.store,
 	}
 }
 
@@ -183,6 +188,25 @@ func (lo *logObserver) threshold(e ThresholdEvent) {
 		attrs = append(attrs, slog.String("tenant", e.Tenant))
 	}
 	lo.l.LogAttrs(ctx, slog.LevelWarn, "llmhttp: budget threshold reached", attrs...)
+}
+
+func (lo *logObserver) store(e StoreEvent) {
+	ctx := context.Background()
+	if e.Shared {
+		if lo.l.Enabled(ctx, slog.LevelInfo) {
+			lo.l.LogAttrs(ctx, slog.LevelInfo, "llmhttp: shared store answers again; its state is shared again",
+				slog.String("store", e.Store), slog.Duration("down", e.Down))
+		}
+		return
+	}
+	if !lo.l.Enabled(ctx, slog.LevelWarn) {
+		return
+	}
+	attrs := []slog.Attr{slog.String("store", e.Store)}
+	if e.Err != nil {
+		attrs = append(attrs, slog.String("error", errText(e.Err)))
+	}
+	lo.l.LogAttrs(ctx, slog.LevelWarn, "llmhttp: shared store failed; falling back to this process's own state", attrs...)
 }
 
 // errText returns err's message without the URL a *url.Error adds: a URL

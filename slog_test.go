@@ -149,3 +149,26 @@ func TestLoggerErrorWithoutURL(t *testing.T) {
 		assert.NotContains(t, buf.String(), obKey)
 	})
 }
+
+// A shared store's fallback is a Warn with its error (without a URL), its
+// recovery an Info with how long it was down.
+func TestLoggerStore(t *testing.T) {
+	var buf bytes.Buffer
+	o := llmhttp.LogObserver(slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	require.NotNil(t, o.OnStore)
+	o.OnStore(llmhttp.StoreEvent{Store: "redis", Err: &url.Error{Op: "Get", URL: "https://x.test/?key=" + obKey,
+		Err: errors.New("i/o timeout")}})
+	o.OnStore(llmhttp.StoreEvent{Store: "redis", Shared: true, Since: time.Now(), Down: 3 * time.Second})
+	assert.Equal(t, []map[string]any{
+		{"level": "WARN", "msg": "llmhttp: shared store failed; falling back to this process's own state",
+			"store": "redis", "error": "i/o timeout"},
+		{"level": "INFO", "msg": "llmhttp: shared store answers again; its state is shared again",
+			"store": "redis", "down": 3e9},
+	}, slRecords(t, &buf))
+	assert.NotContains(t, buf.String(), obKey)
+
+	buf.Reset()
+	o = llmhttp.LogObserver(slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	o.OnStore(llmhttp.StoreEvent{Store: "redis", Shared: true, Down: time.Second})
+	assert.Empty(t, buf.String(), "a recovery is Info")
+}

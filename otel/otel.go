@@ -17,7 +17,12 @@
 //     llmhttp.client.refusals by reason, llmhttp.client.gate.closures,
 //     llmhttp.client.breaker.state (0 closed, 1 half-open, 2 open) and
 //     llmhttp.client.breaker.transitions, llmhttp.client.budget.utilization
-//     and llmhttp.client.budget.thresholds.
+//     and llmhttp.client.budget.thresholds;
+//   - a shared store's: llmhttp.client.store.fallbacks, its switches to local
+//     state, and llmhttp.client.store.shared (1 shared, 0 local, from its first
+//     switch), by llmhttp.store.name. A store reports to the Observer it is
+//     given, not to the transports': give it this one too (for
+//     github.com/llmhttp/llmhttp/redis, Settings.Observer).
 //
 // Attributes name the server and the model, never the API key, its
 // fingerprint or a tenant: their cardinality stays that of the endpoints and
@@ -72,6 +77,9 @@ const (
 	AttrBudget = attribute.Key("llmhttp.budget.name")
 	// AttrBudgetThreshold is a budget threshold (a fraction).
 	AttrBudgetThreshold = attribute.Key("llmhttp.budget.threshold")
+	// AttrStore is a shared store's name (llmhttp.StoreEvent.Store:
+	// "redis").
+	AttrStore = attribute.Key("llmhttp.store.name")
 )
 
 // Bucket boundaries. LLM calls last seconds to minutes, past the HTTP
@@ -105,6 +113,8 @@ type recorder struct {
 	transitions  metric.Int64Counter
 	budgetUse    metric.Float64Gauge
 	thresholds   metric.Int64Counter
+	storeFalls   metric.Int64Counter
+	storeShared  metric.Int64Gauge
 
 	parts sync.Map // partKey → *partAttrs
 	opts  sync.Map // optKey → metric.MeasurementOption
@@ -170,6 +180,12 @@ func NewObserver(opts ...Option) (*llmhttp.Observer, error) {
 	r.thresholds, e = m.Int64Counter("llmhttp.client.budget.thresholds", metric.WithUnit("{crossing}"),
 		metric.WithDescription("Times a budget's use reached one of its thresholds."))
 	errs(e)
+	r.storeFalls, e = m.Int64Counter("llmhttp.client.store.fallbacks", metric.WithUnit("{fallback}"),
+		metric.WithDescription("Times a shared store fell back to local state because it failed or was too slow."))
+	errs(e)
+	r.storeShared, e = m.Int64Gauge("llmhttp.client.store.shared", metric.WithUnit("1"),
+		metric.WithDescription("1 while a shared store's state is shared, 0 while it has fallen back to local state."))
+	errs(e)
 	if err != nil {
 		return nil, err
 	}
@@ -183,6 +199,7 @@ func NewObserver(opts ...Option) (*llmhttp.Observer, error) {
 		OnRefusal:            r.refusal,
 		OnUsage:              r.usage,
 		OnBudgetThreshold:    r.threshold,
+		OnStore:              r.store,
 	}, nil
 }
 
@@ -262,7 +279,7 @@ func errorType(status int, class llmhttp.Class) (attribute.KeyValue, bool) {
 type optKey struct {
 	inst        instrument
 	host, model string
-	s           string // class, cause, reason, state, method or budget
+	s           string // class, cause, reason, state, method, budget or store
 	a, b        int    // status and resend count; provider and operation
 	f           float64
 }
@@ -283,6 +300,7 @@ const (
 	instRefusal
 	instBudget
 	instThreshold
+	instStore
 )
 
 // opt returns the measurement option of k, built by attrs the first time:
@@ -444,6 +462,18 @@ func (r *recorder) threshold(e llmhttp.ThresholdEvent) {
 		func() []attribute.KeyValue { return []attribute.KeyValue{b} }))
 	r.thresholds.Add(ctx, 1, r.opt(optKey{inst: instThreshold, s: e.Budget, f: e.Threshold},
 		func() []attribute.KeyValue { return []attribute.KeyValue{b, AttrBudgetThreshold.Float64(e.Threshold)} }))
+}
+
+func (r *recorder) store(e llmhttp.StoreEvent) {
+	ctx := context.Background()
+	o := r.opt(optKey{inst: instStore, s: e.Store},
+		func() []attribute.KeyValue { return []attribute.KeyValue{AttrStore.String(e.Store)} })
+	if e.Shared {
+		r.storeShared.Record(ctx, 1, o)
+		return
+	}
+	r.storeFalls.Add(ctx, 1, o)
+	r.storeShared.Record(ctx, 0, o)
 }
 
 // ResendCount returns a middleware body for the transport below otelhttp:

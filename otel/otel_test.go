@@ -298,3 +298,28 @@ func diff(got, want map[string]float64) string {
 	sort.Strings(lines)
 	return strings.Join(lines, "\n")
 }
+
+// A shared store's switches: each fallback counted, the gauge following
+// the mode.
+func TestMetricsOfStoreFallbacks(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	obs, err := llmotel.NewObserver(llmotel.WithMeterProvider(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs.OnStore(llmhttp.StoreEvent{Store: "redis", Err: context.DeadlineExceeded})
+	obs.OnStore(llmhttp.StoreEvent{Store: "redis", Shared: true, Down: time.Second})
+	obs.OnStore(llmhttp.StoreEvent{Store: "redis", Err: context.DeadlineExceeded})
+	want := map[string]float64{
+		"llmhttp.client.store.fallbacks{llmhttp.store.name=redis}": 2,
+		"llmhttp.client.store.shared{llmhttp.store.name=redis}":    0,
+	}
+	if got := collect(t, reader); !equal(got, want) {
+		t.Errorf("metrics differ:\n%s", diff(got, want))
+	}
+	obs.OnStore(llmhttp.StoreEvent{Store: "redis", Shared: true, Down: 2 * time.Second})
+	want["llmhttp.client.store.shared{llmhttp.store.name=redis}"] = 1
+	if got := collect(t, reader); !equal(got, want) {
+		t.Errorf("metrics differ:\n%s", diff(got, want))
+	}
+}

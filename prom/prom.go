@@ -10,6 +10,10 @@
 //	t := llmhttp.New(nil, llmhttp.WithObserver(c.Observer()))
 //	c.Watch(t) // queue depth, in flight and rate-limit gauges
 //
+// A shared store reports its fallbacks to the Observer it is given, not to
+// the transports': give it c.Observer() too (for
+// github.com/llmhttp/llmhttp/redis, Settings.Observer).
+//
 // Metrics (namespace llmhttp; host is the scheme and host, model the
 // request's model):
 //
@@ -25,6 +29,8 @@
 //	llmhttp_tokens_total{host,model,type}               tokens reported by responses: input, output, cache_read, cache_write
 //	llmhttp_budget_utilization_ratio{budget}            a budget's use, as of its last threshold crossing
 //	llmhttp_budget_threshold_crossings_total{budget,threshold}
+//	llmhttp_store_fallbacks_total{store}                switches of a shared store ("redis") to its local fallback
+//	llmhttp_store_shared{store}                         1 while a shared store's state is shared, 0 while local; from its first switch
 //
 // and, for each watched Transport, read at scrape time from
 // [llmhttp.Transport.Stats] and summed over credentials:
@@ -67,6 +73,8 @@ type Collector struct {
 	tokens         *prometheus.CounterVec
 	budgetUse      *prometheus.GaugeVec
 	budgetCrossing *prometheus.CounterVec
+	storeFallbacks *prometheus.CounterVec
+	storeShared    *prometheus.GaugeVec
 
 	queuedDesc, inFlightDesc, limitDesc, remainingDesc *prometheus.Desc
 
@@ -109,6 +117,10 @@ func New(reg prometheus.Registerer) (*Collector, error) {
 			Help: "Fraction of a budget used, as of its last threshold crossing."}, []string{"budget"}),
 		budgetCrossing: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "budget_threshold_crossings_total",
 			Help: "Times a budget's use reached one of its thresholds."}, []string{"budget", "threshold"}),
+		storeFallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "store_fallbacks_total",
+			Help: "Times a shared store fell back to local state because it failed or was too slow."}, []string{"store"}),
+		storeShared: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "store_shared",
+			Help: "1 while a shared store's state is shared, 0 while it has fallen back to local state."}, []string{"store"}),
 		queuedDesc:   prometheus.NewDesc(ns+"_queued", "Requests waiting in the pacer.", part, nil),
 		inFlightDesc: prometheus.NewDesc(ns+"_in_flight", "Requests sent and not finished.", part, nil),
 		limitDesc: prometheus.NewDesc(ns+"_ratelimit_limit",
@@ -127,7 +139,8 @@ func New(reg prometheus.Registerer) (*Collector, error) {
 // vecs are the collectors the Collector delegates to.
 func (c *Collector) vecs() []prometheus.Collector {
 	return []prometheus.Collector{c.requests, c.attempts, c.retries, c.requestDur, c.attemptDur, c.wait,
-		c.refusals, c.gateClosures, c.breakerState, c.tokens, c.budgetUse, c.budgetCrossing}
+		c.refusals, c.gateClosures, c.breakerState, c.tokens, c.budgetUse, c.budgetCrossing, c.storeFallbacks,
+		c.storeShared}
 }
 
 // Describe implements [prometheus.Collector].
@@ -200,8 +213,9 @@ func (c *Collector) Watch(t *llmhttp.Transport) {
 }
 
 // Observer returns the [llmhttp.Observer] that feeds the Collector's
-// metrics; give it to [llmhttp.New] with [llmhttp.WithObserver]. Several
-// transports may share it.
+// metrics; give it to [llmhttp.New] with [llmhttp.WithObserver], and to a
+// shared store (see the package documentation). Several transports and
+// stores may share it.
 func (c *Collector) Observer() *llmhttp.Observer {
 	return &llmhttp.Observer{
 		OnRequest:            c.request,
@@ -213,6 +227,7 @@ func (c *Collector) Observer() *llmhttp.Observer {
 		OnRefusal:            c.refusal,
 		OnUsage:              c.usage,
 		OnBudgetThreshold:    c.threshold,
+		OnStore:              c.store,
 	}
 }
 
@@ -280,4 +295,13 @@ func (c *Collector) usage(e llmhttp.TokenUsageEvent) {
 func (c *Collector) threshold(e llmhttp.ThresholdEvent) {
 	c.budgetUse.WithLabelValues(e.Budget).Set(e.Fraction)
 	c.budgetCrossing.WithLabelValues(e.Budget, strconv.FormatFloat(e.Threshold, 'g', -1, 64)).Inc()
+}
+
+func (c *Collector) store(e llmhttp.StoreEvent) {
+	if e.Shared {
+		c.storeShared.WithLabelValues(e.Store).Set(1)
+		return
+	}
+	c.storeFallbacks.WithLabelValues(e.Store).Inc()
+	c.storeShared.WithLabelValues(e.Store).Set(0)
 }

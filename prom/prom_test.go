@@ -250,3 +250,36 @@ func TestNewRegisters(t *testing.T) {
 		t.Errorf("lint: %v %v", problems, err)
 	}
 }
+
+// A shared store's switches: each fallback counted, the gauge following
+// the mode.
+func TestMetricsOfStoreFallbacks(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	c, err := prom.New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs := c.Observer()
+	const head = `
+# HELP llmhttp_store_fallbacks_total Times a shared store fell back to local state because it failed or was too slow.
+# TYPE llmhttp_store_fallbacks_total counter
+llmhttp_store_fallbacks_total{store="redis"} 2
+# HELP llmhttp_store_shared 1 while a shared store's state is shared, 0 while it has fallen back to local state.
+# TYPE llmhttp_store_shared gauge
+`
+	obs.OnStore(llmhttp.StoreEvent{Store: "redis", Err: context.DeadlineExceeded})
+	obs.OnStore(llmhttp.StoreEvent{Store: "redis", Shared: true, Down: time.Second})
+	obs.OnStore(llmhttp.StoreEvent{Store: "redis", Err: context.DeadlineExceeded})
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(head+`llmhttp_store_shared{store="redis"} 0
+`), "llmhttp_store_fallbacks_total", "llmhttp_store_shared"); err != nil {
+		t.Error(err)
+	}
+	obs.OnStore(llmhttp.StoreEvent{Store: "redis", Shared: true, Down: 2 * time.Second})
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(head+`llmhttp_store_shared{store="redis"} 1
+`), "llmhttp_store_fallbacks_total", "llmhttp_store_shared"); err != nil {
+		t.Error(err)
+	}
+	if problems, err := testutil.CollectAndLint(c); err != nil || len(problems) > 0 {
+		t.Errorf("lint: %v %v", problems, err)
+	}
+}

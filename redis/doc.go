@@ -45,9 +45,15 @@
 // own view of the headers (as without a store), the budgets are counted in
 // the process. No request fails because Redis does. One probe at a time
 // tries Redis again, with backoff; when it answers the store is shared
-// again. Each switch is reported to [Settings.OnFallback] and
-// [Settings.Logger], and counted in [Store.Stats] (the pacer counts the
-// failed calls too, in llmhttp's PacerStats.StoreErrors).
+// again. Each switch is reported to [Settings.OnFallback], to the OnStore
+// hook of [Settings.Observer] (an llmhttp.StoreEvent with Store "redis": the
+// otel and prom adapters export it as metrics) and to [Settings.Logger],
+// and counted in [Store.Stats] (the pacer counts the failed calls too, in
+// llmhttp's PacerStats.StoreErrors):
+//
+//	c, err := prom.New(prometheus.DefaultRegisterer)
+//	…
+//	store := redis.NewStore(rdb, redis.Settings{Logger: logger, Observer: c.Observer()})
 //
 // # Keys
 //

@@ -6,7 +6,12 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/llmhttp/llmhttp"
 )
+
+// storeName is the name the store gives itself in llmhttp.StoreEvent.
+const storeName = "redis"
 
 // Mode is where a store's state lives at the moment.
 type Mode int
@@ -127,10 +132,13 @@ func (h *health) end(ctx context.Context, now time.Time, err error) {
 	}
 }
 
-// report calls the hook and logs the switch; never under h.mu.
+// report calls the hooks and logs the switch; never under h.mu.
 func (h *health) report(ev FallbackEvent) {
 	if f := h.s.OnFallback; f != nil {
 		f(ev)
+	}
+	if o := h.s.Observer; o != nil && o.OnStore != nil {
+		o.OnStore(llmhttp.StoreEvent{Store: storeName, Shared: ev.Mode == ModeShared, Err: ev.Err, Since: ev.Since, Down: ev.Down})
 	}
 	l := h.s.Logger
 	if l == nil {

@@ -2,6 +2,7 @@ package redis_test
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"sync"
 	"testing"
@@ -97,6 +98,72 @@ func TestFallbackAndRecovery(t *testing.T) {
 		assert.NoError(t, st.Stats().LastError)
 		assert.Contains(t, logs.String(), "level=INFO")
 		require.NoError(t, call())
+	})
+}
+
+// Settings.Observer's OnStore hears each switch as an llmhttp.StoreEvent
+// of store "redis", right after OnFallback: the fallback with its error
+// and when the shared mode began, the recovery with how long Redis was
+// down. An Observer without OnStore is ignored.
+func TestFallbackReportedToObserver(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFlaky(t)
+		var (
+			mu    sync.Mutex
+			order []string
+			got   []llmhttp.StoreEvent
+		)
+		st := llmredis.NewStore(f.client(t), llmredis.Settings{
+			MinBackoff: time.Second,
+			OnFallback: func(ev llmredis.FallbackEvent) {
+				mu.Lock()
+				order = append(order, "fallback "+ev.Mode.String())
+				mu.Unlock()
+			},
+			Observer: &llmhttp.Observer{OnStore: func(ev llmhttp.StoreEvent) {
+				mu.Lock()
+				order = append(order, fmt.Sprintf("store %s shared=%v", ev.Store, ev.Shared))
+				got = append(got, ev)
+				mu.Unlock()
+			}},
+		})
+		call := func() error {
+			_, err := st.Pacer().Reserve(t.Context(), testKey, llmhttp.Reservation{Now: time.Now(), Cost: cost(1, 1), Limits: limits()})
+			return err
+		}
+		require.NoError(t, call())
+		shared := st.Stats().Since
+
+		f.kill()
+		down := time.Now()
+		require.Error(t, call())
+		require.Error(t, call(), "answered locally: no second switch")
+		mu.Lock()
+		require.Len(t, got, 1)
+		assert.Equal(t, "redis", got[0].Store)
+		assert.False(t, got[0].Shared)
+		assert.Equal(t, st.Stats().LastError, got[0].Err)
+		assert.Equal(t, shared, got[0].Since)
+		assert.Zero(t, got[0].Down)
+		mu.Unlock()
+
+		f.restart()
+		time.Sleep(2 * time.Second)
+		require.NoError(t, call(), "the probe finds Redis back")
+		mu.Lock()
+		defer mu.Unlock()
+		assert.Equal(t, []string{"fallback local", "store redis shared=false", "fallback shared", "store redis shared=true"}, order)
+		require.Len(t, got, 2)
+		assert.Equal(t, llmhttp.StoreEvent{Store: "redis", Shared: true, Since: down, Down: time.Since(down)}, got[1])
+
+		// An Observer without OnStore costs nothing and breaks nothing.
+		st2 := llmredis.NewStore(f.client(t), llmredis.Settings{Observer: &llmhttp.Observer{}})
+		f.kill()
+		_, err := st2.Pacer().Reserve(t.Context(), testKey, llmhttp.Reservation{Now: time.Now(), Cost: cost(1, 1), Limits: limits()})
+		require.Error(t, err)
+		assert.Equal(t, llmredis.ModeLocal, st2.Stats().Mode)
+		f.restart()
+		time.Sleep(time.Second) // go-redis's dial retries end
 	})
 }
 

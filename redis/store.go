@@ -6,6 +6,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/llmhttp/llmhttp"
 )
 
 // Settings configures a [Store]. The zero value is ready to use: every
@@ -59,6 +61,15 @@ type Settings struct {
 	// fallback (Redis failed) and back (Redis answered again), outside any
 	// lock, from the goroutine of the request that saw it. It must be fast.
 	OnFallback func(FallbackEvent)
+
+	// Observer, if set, has its OnStore called at each switch, with Store
+	// "redis", right after OnFallback (outside any lock, from the
+	// goroutine of the request that saw it): give it the Observer of the
+	// otel or prom adapters to export the switches as metrics. Transports
+	// do not pass their observers to the store: set it here. An Observer
+	// from llmhttp.LogObserver logs the switches as Logger does; set one
+	// of the two. nil reports to no Observer.
+	Observer *llmhttp.Observer
 
 	// Logger, if set, logs each switch: Warn for the fallback, Info for
 	// the recovery. nil logs nothing.

@@ -11,8 +11,10 @@
 -- ticket in the partition's queue, and comes back when it, with every
 -- ticket before it, fits the horizon; a reservation after it, ticket or
 -- not, must leave room for all of them. So requests are still served in
--- order, a large one is not starved by small ones, and a waiting request
--- asks about twice, whatever the competition.
+-- order and a large one is not starved by small ones. A waiting request
+-- asks again when its turn should come, or after 5 horizons at most (the
+-- costs of the tickets before it are estimates); a pacer lets one request
+-- per partition ask while the others it holds wait behind it.
 --
 -- KEYS[1..5]  the buckets (requests, requests_per_day, tokens, input_tokens,
 --             output_tokens), each a redis_rate v10 GCRA key: the theoretical
