@@ -446,6 +446,25 @@ func TestPacerStoreDeclined(t *testing.T) {
 	})
 }
 
+// lineProcess returns a pacer on store that knows no limits of its own (it
+// admits everything at once, as a replica does that has not seen the
+// others' traffic) and its transport on u, after one request taught it
+// its partition; the store's request bucket is then 60 a minute at level.
+func lineProcess(t *testing.T, store *fakeStore, u http.RoundTripper, level float64) (*llmhttp.Pacer, http.RoundTripper, llmhttp.Partition) {
+	t.Helper()
+	p := llmhttp.NewPacer(llmhttp.PacerSettings{Store: store, MaxWait: -1})
+	rt := p.Wrap(u)
+	pcDo(t, rt, pcReq(t.Context(), "m", "first"))
+	key := pcStats(t, p).Partition
+	store.mu.Lock()
+	store.part(key).buckets[llmhttp.DimRequests] = fakeBucket{
+		lim: llmhttp.BucketLimit{Capacity: 60, PerSecond: 1}, level: level, last: time.Now(),
+	}
+	store.calls = 0
+	store.mu.Unlock()
+	return p, rt, key
+}
+
 // Under overload, one request of a process asks the store again at a time:
 // the others the store declined wait behind it, in the order they came,
 // without asking (one round trip per admission, not one per request each
@@ -454,18 +473,7 @@ func TestPacerStoreDeclinedLine(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		store := &fakeStore{horizon: time.Second, maxBack: 2 * time.Second}
 		u := &pcUpstream{}
-		// No limits known locally: the pacer's own buckets admit everything
-		// at once, as a replica's do that has not seen the others' traffic.
-		p := llmhttp.NewPacer(llmhttp.PacerSettings{Store: store, MaxWait: -1})
-		rt := p.Wrap(u)
-		pcDo(t, rt, pcReq(t.Context(), "m", "first"))
-		key := pcStats(t, p).Partition
-		store.mu.Lock()
-		store.part(key).buckets[llmhttp.DimRequests] = fakeBucket{
-			lim: llmhttp.BucketLimit{Capacity: 60, PerSecond: 1}, level: -5, last: time.Now(),
-		}
-		store.calls = 0
-		store.mu.Unlock()
+		p, rt, _ := lineProcess(t, store, u, -5)
 
 		start := time.Now()
 		var wg sync.WaitGroup
@@ -503,15 +511,7 @@ func TestPacerStoreDeclinedLineGivesUp(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		store := &fakeStore{horizon: time.Second}
 		u := &pcUpstream{}
-		p := llmhttp.NewPacer(llmhttp.PacerSettings{Store: store, MaxWait: -1})
-		rt := p.Wrap(u)
-		pcDo(t, rt, pcReq(t.Context(), "m", "first"))
-		key := pcStats(t, p).Partition
-		store.mu.Lock()
-		store.part(key).buckets[llmhttp.DimRequests] = fakeBucket{
-			lim: llmhttp.BucketLimit{Capacity: 60, PerSecond: 1}, level: -5, last: time.Now(),
-		}
-		store.mu.Unlock()
+		p, rt, _ := lineProcess(t, store, u, -5)
 		start := time.Now()
 
 		var wg sync.WaitGroup
@@ -603,15 +603,7 @@ func TestPacerStoreReportLeavesOutDeclined(t *testing.T) {
 			}
 			return nil
 		}}
-		p := llmhttp.NewPacer(llmhttp.PacerSettings{Store: store, MaxWait: -1})
-		rt := p.Wrap(u)
-		pcDo(t, rt, pcReq(t.Context(), "m", "first"))
-		key := pcStats(t, p).Partition
-		store.mu.Lock()
-		store.part(key).buckets[llmhttp.DimRequests] = fakeBucket{
-			lim: llmhttp.BucketLimit{Capacity: 60, PerSecond: 1}, level: 1, last: time.Now(),
-		}
-		store.mu.Unlock()
+		p, rt, key := lineProcess(t, store, u, 1)
 
 		var wg sync.WaitGroup
 		wg.Go(func() { pcDo(t, rt, pcReq(t.Context(), "m", "slow")) }) // takes the last one

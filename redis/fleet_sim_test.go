@@ -34,6 +34,14 @@ var fleetCases = []struct {
 // 1 % of 429s, like one process; the same replicas pacing alone (from the
 // headers) are logged for comparison.
 func TestFleetSharesOneKey(t *testing.T) {
+	simFleets(t, func(c *fleetConfig) { c.load, c.windows = 1.5, 10 }, nil)
+}
+
+// simFleets runs, on fake time against miniredis, a fleet of 4 and of 8
+// replicas, through the store and alone, for every case of fleetCases:
+// set fills in the workload (load or burst, windows); the fleets through
+// the store must meet the goals (checkGoals) and check, if set.
+func simFleets(t *testing.T, set func(*fleetConfig), check func(t *testing.T, r fleetResult)) {
 	for _, replicas := range []int{4, 8} {
 		for _, shared := range []bool{true, false} {
 			for _, fc := range fleetCases {
@@ -45,8 +53,9 @@ func TestFleetSharesOneKey(t *testing.T) {
 					synctest.Test(t, func(t *testing.T) {
 						m, _ := newMini(t)
 						h := llmhttptest.NewHandler(serverConfig(fc.charge, time.Minute))
-						c := fleetConfig{provider: fc.p, replicas: replicas, handler: h, window: time.Minute, load: 1.5, windows: 10,
+						c := fleetConfig{provider: fc.p, replicas: replicas, handler: h, window: time.Minute,
 							base: func(int) http.RoundTripper { return h.Transport() }}
+						set(&c)
 						var cnt counter
 						if shared {
 							c.store = func(int) llmhttp.PacerStore {
@@ -61,6 +70,9 @@ func TestFleetSharesOneKey(t *testing.T) {
 							return
 						}
 						checkGoals(t, r, fc.charge, fc.p, replicas)
+						if check != nil {
+							check(t, r)
+						}
 					})
 				})
 			}
@@ -93,37 +105,7 @@ func checkGoals(t *testing.T, r fleetResult, charge llmhttptest.Charge, p llmhtt
 // follow at the pace its answer reveals; alone, each replica sends until
 // its own answers come back (logged for comparison).
 func TestFleetColdBurst(t *testing.T) {
-	for _, replicas := range []int{4, 8} {
-		for _, shared := range []bool{true, false} {
-			for _, fc := range fleetCases {
-				name := fc.name + "/replicas=" + strconv.Itoa(replicas) + "/redis"
-				if !shared {
-					name = fc.name + "/replicas=" + strconv.Itoa(replicas) + "/local"
-				}
-				t.Run(name, func(t *testing.T) {
-					synctest.Test(t, func(t *testing.T) {
-						m, _ := newMini(t)
-						h := llmhttptest.NewHandler(serverConfig(fc.charge, time.Minute))
-						c := fleetConfig{provider: fc.p, replicas: replicas, handler: h, window: time.Minute, burst: 300, windows: 20,
-							base: func(int) http.RoundTripper { return h.Transport() }}
-						var cnt counter
-						if shared {
-							c.store = func(int) llmhttp.PacerStore {
-								rdb := miniClient(t, m)
-								rdb.AddHook(&cnt)
-								return llmredis.NewStore(rdb, llmredis.Settings{}).Pacer()
-							}
-						}
-						r := runFleet(c)
-						t.Logf("%v  round trips/request %.2f", r, float64(cnt.calls.Load())/float64(max(r.attempts, 1)))
-						if !shared {
-							return
-						}
-						assert.Equal(t, r.total, r.ok, "all served")
-						checkGoals(t, r, fc.charge, fc.p, replicas)
-					})
-				})
-			}
-		}
-	}
+	simFleets(t, func(c *fleetConfig) { c.burst, c.windows = 300, 20 }, func(t *testing.T, r fleetResult) {
+		assert.Equal(t, r.total, r.ok, "all served")
+	})
 }
