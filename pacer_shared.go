@@ -103,7 +103,7 @@ type Reservation struct {
 	Limits [NumDimensions]BucketLimit
 	// ID identifies the request: a request declined (see [Grant.Declined])
 	// asks again with the same ID, so that a store can keep its place in
-	// line. It is random, never zero, and not reused.
+	// line. It is random (64 bits) and never zero.
 	ID uint64
 }
 
