@@ -231,7 +231,8 @@ type Breaker struct {
 	probes      uint32
 	maxCircuits int
 
-	circuits sync.Map // key → *circuit
+	circuits   sync.Map // key → *circuit
+	defaultKey bool     // key is BreakerKey
 
 	mu      sync.Mutex // serialises creating and forgetting circuits
 	n       int        // circuits in the map, under mu
@@ -250,7 +251,7 @@ func NewBreaker(s BreakerSettings) *Breaker {
 		maxCircuits: s.MaxCircuits,
 	}
 	if b.key == nil {
-		b.key = BreakerKey
+		b.key, b.defaultKey = BreakerKey, true
 	}
 	if s.obs != nil {
 		b.onEvent, b.onWait = s.obs.OnBreakerStateChange, s.obs.OnWait
@@ -352,17 +353,26 @@ type breakerTransport struct {
 var (
 	_ http.RoundTripper = (*breakerTransport)(nil)
 	_ closeIdler        = (*breakerTransport)(nil)
+	_ infoTripper       = (*breakerTransport)(nil)
 )
 
 // CloseIdleConnections forwards to the inner transport.
 func (t *breakerTransport) CloseIdleConnections() { closeIdle(t.next) }
 
 // RoundTrip implements [http.RoundTripper].
-func (t *breakerTransport) RoundTrip(req *http.Request) (resp *http.Response, err error) {
+func (t *breakerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	return t.roundTripInfo(req, nil, time.Now())
+}
+
+// roundTripInfo implements infoTripper.
+func (t *breakerTransport) roundTripInfo(req *http.Request, info *requestInfo, now time.Time) (resp *http.Response, err error) {
 	b := t.b
-	key := b.key(req)
-	c := b.circuit(key, req)
-	done, refusal, err := b.admit(req, c)
+	if b.defaultKey {
+		info = infoFor(req, info)
+	}
+	c := b.circuitOf(req, info)
+	key := c.key
+	done, at, refusal, err := b.admit(req, info, c, now)
 	if done == nil {
 		if req.Body != nil {
 			req.Body.Close()
@@ -375,9 +385,9 @@ func (t *breakerTransport) RoundTrip(req *http.Request) (resp *http.Response, er
 	// Report exactly once, even if next or the classifier panics: an
 	// unreported half-open probe would hold its slot forever.
 	outcome := errBreakerIgnored
-	a := admission{at: time.Now(), gen: c.gen.Load()}
+	a := admission{at: at, gen: c.gen.Load()}
 	defer func() { b.finish(c, done, outcome, a) }()
-	resp, err = t.next.RoundTrip(req)
+	resp, err = sendOn(t.next, req, info, at)
 	outcome = b.outcome(req, resp, err)
 	if outcome == nil && isEventStream(resp) {
 		// A stream's outcome is recorded at its head; an error event in
@@ -395,7 +405,7 @@ func (t *breakerTransport) RoundTrip(req *http.Request) (resp *http.Response, er
 
 // isEventStream reports whether resp is a server-sent event stream.
 func isEventStream(resp *http.Response) bool {
-	ct := resp.Header.Get("Content-Type")
+	ct := header(resp.Header, "Content-Type")
 	return len(ct) >= 17 && strings.EqualFold(ct[:17], "text/event-stream")
 }
 
@@ -414,14 +424,15 @@ func (b *Breaker) outcome(req *http.Request, resp *http.Response, err error) err
 	}
 	// Refused before reaching the server: never counted, whatever a custom
 	// classifier says.
-	if resp != nil {
+	if mayBeRefusal(resp) {
 		if _, ok := refusalOf(resp); ok {
 			return errBreakerIgnored
 		}
 	}
-	var r *Refusal
-	if errors.As(err, &r) {
-		return errBreakerIgnored
+	if err != nil {
+		if r := (*Refusal)(nil); errors.As(err, &r) {
+			return errBreakerIgnored
+		}
 	}
 	if f, ok := out.(*breakerFailure); ok && resp != nil {
 		if d, ok := ParseRetryAfter(resp.Header, time.Now()); ok {
@@ -430,6 +441,19 @@ func (b *Breaker) outcome(req *http.Request, resp *http.Response, err error) err
 		return f
 	}
 	return out
+}
+
+// mayBeRefusal reports whether resp may be a local refusal: false spares
+// refusalOf's header lookup for the answers that cannot be one (no
+// refusal body, no Llmhttp-Refusal header).
+func mayBeRefusal(resp *http.Response) bool {
+	if resp == nil {
+		return false
+	}
+	if _, ok := resp.Body.(*refusalBody); ok {
+		return true
+	}
+	return len(resp.Header[headerRefusal]) > 0
 }
 
 // classOutcome maps a class to a done argument; see [Breaker.outcome].
@@ -467,7 +491,7 @@ func (b *Breaker) report(key string, class Class) {
 	if out == errBreakerIgnored {
 		return
 	}
-	c := b.circuit(key, nil)
+	c := b.circuit(key, nil, nil)
 	if _, held := c.held(time.Now()); held {
 		return
 	}
@@ -505,6 +529,9 @@ type circuit struct {
 
 	// waiters counts requests waiting for a half-open probe's outcome.
 	waiters atomic.Int32
+	// forgotten is set when the Breaker forgets the circuit (see sweep):
+	// a partRef naming it is stale.
+	forgotten atomic.Bool
 	// hasEvents is set when events is non-empty (a lock-free check).
 	hasEvents atomic.Bool
 
@@ -519,9 +546,27 @@ type stateChange struct {
 	until    time.Time // when an opened circuit lets probes through
 }
 
-// circuit returns the circuit for key, creating it on first use for req
-// (which may be nil).
-func (b *Breaker) circuit(key string, req *http.Request) *circuit {
+// circuitOf returns the circuit of req, described by info (which may be
+// nil with a custom key), creating it on first use. With the default key,
+// the circuit a request of the partition found last is kept in the
+// partition's partRef, so that the common case builds no key string and
+// looks nothing up.
+func (b *Breaker) circuitOf(req *http.Request, info *requestInfo) *circuit {
+	if !b.defaultKey {
+		return b.circuit(b.key(req), req, info)
+	}
+	r := info.ref
+	if cr := r.circuit.Load(); cr != nil && cr.b == b && !cr.c.forgotten.Load() {
+		return cr.c
+	}
+	c := b.circuit(info.partition.Host+"|"+info.partition.Model, req, info)
+	r.circuit.Store(&circuitRef{b: b, c: c})
+	return c
+}
+
+// circuit returns the circuit for key, creating it on first use for req,
+// described by info (both may be nil).
+func (b *Breaker) circuit(key string, req *http.Request, info *requestInfo) *circuit {
 	if v, ok := b.circuits.Load(key); ok {
 		return v.(*circuit)
 	}
@@ -536,7 +581,7 @@ func (b *Breaker) circuit(key string, req *http.Request) *circuit {
 	}
 	c := b.newCircuit(key)
 	if req != nil {
-		p := infoOf(req).partition
+		p := infoFor(req, info).partition
 		c.part = Partition{Host: p.Host, Model: p.Model}
 	}
 	b.circuits.Store(key, c)
@@ -551,6 +596,7 @@ func (b *Breaker) sweep() {
 		c := v.(*circuit)
 		if State(c.state.Load()) == StateClosed && c.waiters.Load() == 0 {
 			b.circuits.Delete(k)
+			c.forgotten.Store(true)
 			b.n--
 		}
 		return true
@@ -621,11 +667,12 @@ func (b *Breaker) refusal(c *circuit, retryAfter time.Duration) *Refusal {
 	}
 }
 
-// admit asks c to let req through. It returns the done callback when
-// the request may go, or a refusal when the circuit is open, or the
-// context's error when it ends while the request waits for a half-open
-// probe's outcome.
-func (b *Breaker) admit(req *http.Request, c *circuit) (done func(error), refusal *Refusal, err error) {
+// admit asks c to let req, described by info, through at now. It returns
+// the done callback when the request may go, with the time of its
+// admission (now, or when it stopped waiting for a half-open probe's
+// outcome), or a refusal when the circuit is open, or the context's error
+// when it ends while the request waits for a probe's outcome.
+func (b *Breaker) admit(req *http.Request, info *requestInfo, c *circuit, now time.Time) (done func(error), at time.Time, refusal *Refusal, err error) {
 	ctx := req.Context()
 	waiting := false
 	var since time.Time // when the wait for a probe began
@@ -633,14 +680,15 @@ func (b *Breaker) admit(req *http.Request, c *circuit) (done func(error), refusa
 		if waiting {
 			c.waiters.Add(-1)
 			if b.onWait != nil {
-				b.onWait(WaitEvent{Request: req, Partition: infoOf(req).partition, Waited: time.Since(since),
+				b.onWait(WaitEvent{Request: req, Partition: infoFor(req, info).partition, Waited: time.Since(since),
 					Cause: WaitBreaker, Refusal: refusal, Err: err})
 			}
 		}
 	}()
+	at = now
 	for {
-		if d, held := c.held(time.Now()); held {
-			return nil, b.refusal(c, d), nil
+		if d, held := c.held(at); held {
+			return nil, at, b.refusal(c, d), nil
 		}
 		var wake <-chan struct{}
 		if waiting {
@@ -650,28 +698,30 @@ func (b *Breaker) admit(req *http.Request, c *circuit) (done func(error), refusa
 		b.deliver(c)
 		switch {
 		case err == nil:
-			return done, nil, nil
+			return done, at, nil, nil
 		case errors.Is(err, gobreaker.ErrOpenState):
 			// Opened between the check above and Allow.
 			d, held := c.held(time.Now())
 			if !held {
 				d = time.Nanosecond // only with a 1 ns OpenDuration
 			}
-			return nil, b.refusal(c, d), nil
+			return nil, at, b.refusal(c, d), nil
 		case !waiting:
 			// Half-open with every probe slot taken: register as a waiter,
 			// then ask again holding a wake channel, so an outcome recorded
 			// in between is not missed.
 			waiting = true
 			since = time.Now()
+			at = since
 			c.waiters.Add(1)
 			continue
 		}
 		select {
 		case <-wake:
 		case <-ctx.Done():
-			return nil, nil, context.Cause(ctx)
+			return nil, at, nil, context.Cause(ctx)
 		}
+		at = time.Now()
 	}
 }
 

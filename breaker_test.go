@@ -828,6 +828,27 @@ func TestBreakerForgetsClosedCircuitsBeyondMaxCircuits(t *testing.T) {
 	})
 }
 
+// A partition whose circuit was forgotten gets a new circuit, which counts
+// its requests, not the one its earlier requests used.
+func TestBreakerForgottenCircuitIsReplaced(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := llmhttp.NewBreaker(llmhttp.BreakerSettings{MaxCircuits: 2})
+		base := newBKBase(nil)
+		rt := b.Wrap(base)
+		base.set(bkStatus(500, bkAPIError))
+		bkDo(t, rt, bkHost, "first")
+		assert.Equal(t, 1, b.Counts(bkHost+"|first").Failures)
+		base.set(bkStatus(200, bkOK))
+		for _, m := range []string{"second", "third", "fourth"} {
+			bkDo(t, rt, bkHost, m)
+		}
+		require.Equal(t, llmhttp.BreakerCounts{}, b.Counts(bkHost+"|first"), "forgotten")
+		base.set(bkStatus(500, bkAPIError))
+		bkDo(t, rt, bkHost, "first")
+		assert.Equal(t, 1, b.Counts(bkHost+"|first").Failures)
+	})
+}
+
 func TestBreakerForwardsCloseIdleConnections(t *testing.T) {
 	base := &trIdleBase{RoundTripper: llmhttp.RoundTripFunc(trOK)}
 	rt := llmhttp.NewBreaker(llmhttp.BreakerSettings{}).Wrap(base)

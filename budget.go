@@ -498,6 +498,7 @@ type budgetTransport struct {
 var (
 	_ http.RoundTripper = (*budgetTransport)(nil)
 	_ closeIdler        = (*budgetTransport)(nil)
+	_ infoTripper       = (*budgetTransport)(nil)
 )
 
 // CloseIdleConnections forwards to the next RoundTripper.

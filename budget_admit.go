@@ -79,6 +79,11 @@ const headerDegraded = "Llmhttp-Degraded"
 
 // RoundTrip implements [http.RoundTripper].
 func (t *budgetTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	return t.roundTripInfo(req, nil, time.Now())
+}
+
+// roundTripInfo implements infoTripper.
+func (t *budgetTransport) roundTripInfo(req *http.Request, info *requestInfo, now time.Time) (*http.Response, error) {
 	b := t.b
 	var names []string
 	var tenant string
@@ -94,10 +99,10 @@ func (t *budgetTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		queueLimit = b.shed.queueLimit(prio)
 	}
 	if len(refs) == 0 && queueLimit == 0 && b.s.OnUsage == nil {
-		return t.next.RoundTrip(req)
+		return sendOn(t.next, req, info, now)
 	}
 
-	info := infoOf(req)
+	info = infoFor(req, info)
 	est := Estimate{InputTokens: info.inputTokens, MaxOutputTokens: info.maxTokens}
 	if b.s.Estimator != nil && len(refs) > 0 {
 		est = b.s.Estimator(req, est)
@@ -146,7 +151,14 @@ func (t *budgetTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			closeBody(req) // the degraded clone carries its own body
 		}
 	}
-	resp, err := t.next.RoundTrip(send)
+	sendInfo := info
+	if send != req {
+		sendInfo = infoOf(send) // the degraded clone's own
+	}
+	if len(refs) > 0 {
+		now = time.Now() // after the admission, which may have waited
+	}
+	resp, err := sendOn(t.next, send, sendInfo, now)
 	if rw.changed() && resp != nil && resp.Header != nil {
 		resp.Header.Set(headerDegraded, rw.String())
 	}

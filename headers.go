@@ -2,6 +2,7 @@ package llmhttp
 
 import (
 	"math"
+	"math/bits"
 	"net/http"
 	"strconv"
 	"strings"
@@ -241,6 +242,7 @@ func headerCode(k string) int {
 // over the header map.
 type rawLimits struct {
 	v         [numDims][3]string
+	has       uint32 // bit i: some part of dimension i has a value
 	date      string
 	policy    []string // RateLimit-Policy field lines
 	rateLimit []string // RateLimit field lines
@@ -265,6 +267,9 @@ func (r *rawLimits) collect(h http.Header) {
 		default:
 			c -= codeDim
 			r.v[c/3][c%3] = vv[0]
+			if vv[0] != "" {
+				r.has |= 1 << (c / 3)
+			}
 		}
 	}
 }
@@ -314,7 +319,7 @@ func (p *limitsParser) absolute(t time.Time) (time.Duration, bool) {
 // above 1e9 a Unix time in seconds (OpenRouter). Negative, non-finite and
 // out-of-range values are rejected.
 func (p *limitsParser) reset(s string, epoch bool) (time.Duration, bool) {
-	s = strings.TrimSpace(s)
+	s = trimSpace(s)
 	if s == "" {
 		return 0, false
 	}
@@ -339,6 +344,9 @@ func (p *limitsParser) reset(s string, epoch bool) (time.Duration, bool) {
 		}
 		return floatToDuration(f, time.Second), true
 	}
+	if d, ok := parseWholeDuration(s); ok {
+		return d, true
+	}
 	d, err := time.ParseDuration(s)
 	if err != nil || d < 0 || d > maxResetAhead {
 		return 0, false
@@ -346,21 +354,66 @@ func (p *limitsParser) reset(s string, epoch bool) (time.Duration, bool) {
 	return d, true
 }
 
-// dim parses one dimension. A negative capacity is a server saying it does
-// not know (Azure's -1, sent with a placeholder 0 remaining), so it makes the
-// whole dimension unknown; a negative remaining makes only that unknown.
-func (p *limitsParser) dim(raw *[3]string, window time.Duration, epoch bool) Limit {
-	var l Limit
-	if s := strings.TrimSpace(raw[partLimit]); s != "" {
+// parseWholeDuration parses the common shape of a Go duration in a reset
+// ("6ms", "1s", "6m0s", "1h2m3s"): whole numbers of h, m, s and ms, adding
+// up to at most maxResetAhead. It reports false for anything else (a
+// fraction, another unit, a sign, a longer duration), which
+// [time.ParseDuration] then parses; what it accepts it parses to the same
+// value.
+func parseWholeDuration(s string) (time.Duration, bool) {
+	if s == "" {
+		return 0, false
+	}
+	var d time.Duration
+	for s != "" {
+		i := 0
+		var n int64
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			if i == 6 {
+				return 0, false // 10⁶ hours would overflow below
+			}
+			n = n*10 + int64(s[i]-'0')
+			i++
+		}
+		if i == 0 {
+			return 0, false
+		}
+		s = s[i:]
+		var unit time.Duration
+		switch {
+		case len(s) >= 2 && s[0] == 'm' && s[1] == 's':
+			unit, s = time.Millisecond, s[2:]
+		case len(s) >= 1 && s[0] == 's':
+			unit, s = time.Second, s[1:]
+		case len(s) >= 1 && s[0] == 'm':
+			unit, s = time.Minute, s[1:]
+		case len(s) >= 1 && s[0] == 'h':
+			unit, s = time.Hour, s[1:]
+		default:
+			return 0, false
+		}
+		if d += time.Duration(n) * unit; d > maxResetAhead {
+			return 0, false
+		}
+	}
+	return d, true
+}
+
+// dim parses one dimension into l, which must be zero. A negative capacity
+// is a server saying it does not know (Azure's -1, sent with a placeholder 0
+// remaining), so it makes the whole dimension unknown; a negative remaining
+// makes only that unknown.
+func (p *limitsParser) dim(l *Limit, raw *[3]string, window time.Duration, epoch bool) {
+	if s := trimSpace(raw[partLimit]); s != "" {
 		v, ok := parseInt(s)
 		if ok && v < 0 {
-			return Limit{}
+			return
 		}
 		if ok {
 			l.Limit = v
 		}
 	}
-	if v, ok := parseInt(strings.TrimSpace(raw[partRemaining])); ok && v >= 0 {
+	if v, ok := parseInt(trimSpace(raw[partRemaining])); ok && v >= 0 {
 		l.Remaining, l.HasRemaining = v, true
 	}
 	if raw[partReset] != "" {
@@ -371,7 +424,6 @@ func (p *limitsParser) dim(raw *[3]string, window time.Duration, epoch bool) Lim
 	if l.Known() {
 		l.Window = window
 	}
-	return l
 }
 
 // perDay reports whether an x-ratelimit bucket is counted per day rather than
@@ -391,7 +443,7 @@ func (p *limitsParser) dim(raw *[3]string, window time.Duration, epoch bool) Lim
 // The reset is first lowered by a second, its coarsest rounding (Azure sends
 // whole seconds, OpenAI milliseconds), so that a nearly full large bucket
 // whose tiny reset was rounded up is not taken for a per-day one.
-func (p *limitsParser) perDay(l Limit, requests bool) bool {
+func (p *limitsParser) perDay(l *Limit, requests bool) bool {
 	if l.Reset.IsZero() {
 		return false
 	}
@@ -416,37 +468,63 @@ type parsedLimits struct {
 	ietfReq, ietfDay, ietfTok Limit
 }
 
-// parse reads every dimension of h.
+// limitsReader parses the dimensions of one header map on demand.
+type limitsReader struct {
+	r rawLimits
+	p limitsParser
+}
+
+// read collects h's values, relative to now.
+func (lr *limitsReader) read(h http.Header, now time.Time) {
+	lr.r.collect(h)
+	lr.p = limitsParser{now: now, date: lr.r.date}
+}
+
+// dim parses header dimension i into l, which must be zero, and reports
+// whether it is known (see Limit.Known); l stays zero when it is not. Each
+// dimension must be parsed at most once.
+func (lr *limitsReader) dim(i int, l *Limit) bool {
+	if lr.r.has&(1<<i) == 0 {
+		return false
+	}
+	window, epoch := time.Minute, false
+	switch i {
+	case dimGeneric, dimDraft06:
+		window, epoch = 0, true
+	case dimTogetherTok:
+		window = 0
+	case dimBySizeMonth:
+		window = month
+	}
+	if i == dimDraft06 {
+		// Draft-06 allowed a policy after the limit ("100, 100;w=60").
+		lr.r.v[i][partLimit], _, _ = strings.Cut(lr.r.v[i][partLimit], ",")
+	}
+	lr.p.dim(l, &lr.r.v[i], window, epoch)
+	if (i == dimOAIRequests || i == dimOAITokens || i == dimOAIProject) && lr.p.perDay(l, i == dimOAIRequests) {
+		l.Window = day
+	}
+	return l.Known()
+}
+
+// ietf parses the IETF RateLimit and RateLimit-Policy fields.
+func (lr *limitsReader) ietf() (req, perDay, tok Limit) {
+	if len(lr.r.rateLimit) > 0 || len(lr.r.policy) > 0 {
+		return ietfLimits(lr.r.policy, lr.r.rateLimit, lr.p.now)
+	}
+	return Limit{}, Limit{}, Limit{}
+}
+
+// parse reads every dimension of h. Dimensions h has no header of are
+// left zero.
 func parse(h http.Header, now time.Time, out *parsedLimits) {
-	var r rawLimits
-	r.collect(h)
-	p := limitsParser{now: now, date: r.date}
-	for i := range numDims {
-		if v := &r.v[i]; len(v[0])+len(v[1])+len(v[2]) == 0 {
-			continue
-		}
-		window, epoch := time.Minute, false
-		switch i {
-		case dimGeneric, dimDraft06:
-			window, epoch = 0, true
-		case dimTogetherTok:
-			window = 0
-		case dimBySizeMonth:
-			window = month
-		}
-		if i == dimDraft06 {
-			// Draft-06 allowed a policy after the limit ("100, 100;w=60").
-			r.v[i][partLimit], _, _ = strings.Cut(r.v[i][partLimit], ",")
-		}
-		l := p.dim(&r.v[i], window, epoch)
-		if (i == dimOAIRequests || i == dimOAITokens || i == dimOAIProject) && p.perDay(l, i == dimOAIRequests) {
-			l.Window = day
-		}
-		out.dims[i] = l
+	var lr limitsReader
+	lr.read(h, now)
+	for has := lr.r.has; has != 0; has &= has - 1 {
+		i := bits.TrailingZeros32(has)
+		lr.dim(i, &out.dims[i])
 	}
-	if len(r.rateLimit) > 0 || len(r.policy) > 0 {
-		out.ietfReq, out.ietfDay, out.ietfTok = ietfLimits(r.policy, r.rateLimit, now)
-	}
+	out.ietfReq, out.ietfDay, out.ietfTok = lr.ietf()
 }
 
 // ParseLimits reads every rate-limit header family llmhttp knows from h. Values
@@ -494,88 +572,95 @@ func parse(h http.Header, now time.Time, out *parsedLimits) {
 // reset over a minute. Per-day request buckets go to RequestsPerDay; a
 // per-day token bucket stays in Tokens with a 24h Window.
 func ParseLimits(h http.Header, now time.Time) Limits {
-	var pl parsedLimits
-	parse(h, now, &pl)
-	d := &pl.dims
 	var l Limits
-
-	switch {
-	case d[dimAnthRequests].Known():
-		l.Requests = d[dimAnthRequests]
-	case d[dimOAIRequests].Known():
-		if d[dimOAIRequests].Window == day {
-			l.RequestsPerDay = d[dimOAIRequests]
-		} else {
-			l.Requests = d[dimOAIRequests]
-		}
-	case d[dimMistralReq].Known():
-		l.Requests = d[dimMistralReq]
-	case d[dimGeneric].Known():
-		l.Requests = d[dimGeneric]
-	case d[dimDraft06].Known():
-		l.Requests = d[dimDraft06]
-	default:
-		l.Requests, l.RequestsPerDay = pl.ietfReq, pl.ietfDay
-	}
-
-	switch {
-	case d[dimAnthTokens].Known() || d[dimAnthInput].Known() || d[dimAnthOutput].Known():
-		if !d[dimAnthInput].Known() && !d[dimAnthOutput].Known() {
-			l.Tokens = d[dimAnthTokens]
-		}
-	case d[dimOAITokens].Known() || d[dimOAIProject].Known():
-		l.Tokens = tighter(d[dimOAITokens], d[dimOAIProject])
-	case d[dimMistralTok].Known():
-		l.Tokens = d[dimMistralTok]
-	case d[dimBySize].Known():
-		l.Tokens = d[dimBySize]
-	case d[dimBySizeMinute].Known():
-		l.Tokens = d[dimBySizeMinute]
-	case d[dimBySizeMonth].Known():
-		l.Tokens = d[dimBySizeMonth]
-	case d[dimTogetherTok].Known():
-		l.Tokens = d[dimTogetherTok]
-	default:
-		l.Tokens = pl.ietfTok
-	}
-
-	l.InputTokens = d[dimAnthInput]
-	l.OutputTokens = d[dimAnthOutput]
-	l.PriorityInputTokens = d[dimAnthPrioIn]
-	l.PriorityOutputTokens = d[dimAnthPrioOut]
-	l.FastInputTokens = d[dimAnthFastIn]
-	l.FastOutputTokens = d[dimAnthFastOut]
+	parseLimits(h, now, &l)
 	return l
 }
 
-// tighter returns whichever of a and b leaves less room now: the lower
+// parseLimits is ParseLimits into l, which must be zero. Each dimension
+// takes the first family present, so the families are parsed in that order
+// and no further.
+func parseLimits(h http.Header, now time.Time, l *Limits) {
+	var lr limitsReader
+	lr.read(h, now)
+
+	var ietfReq, ietfDay, ietfTok Limit
+	ietfDone := false
+	switch {
+	case lr.dim(dimAnthRequests, &l.Requests):
+	case lr.dim(dimOAIRequests, &l.Requests):
+		if l.Requests.Window == day {
+			l.RequestsPerDay, l.Requests = l.Requests, Limit{}
+		}
+	case lr.dim(dimMistralReq, &l.Requests):
+	case lr.dim(dimGeneric, &l.Requests):
+	case lr.dim(dimDraft06, &l.Requests):
+	default:
+		ietfReq, ietfDay, ietfTok = lr.ietf()
+		ietfDone = true
+		l.Requests, l.RequestsPerDay = ietfReq, ietfDay
+	}
+
+	lr.dim(dimAnthInput, &l.InputTokens)
+	lr.dim(dimAnthOutput, &l.OutputTokens)
+	if !lr.tokens(l) {
+		if !ietfDone {
+			_, _, ietfTok = lr.ietf()
+		}
+		l.Tokens = ietfTok
+	}
+
+	lr.dim(dimAnthPrioIn, &l.PriorityInputTokens)
+	lr.dim(dimAnthPrioOut, &l.PriorityOutputTokens)
+	lr.dim(dimAnthFastIn, &l.FastInputTokens)
+	lr.dim(dimAnthFastOut, &l.FastOutputTokens)
+}
+
+// tokens sets l.Tokens from the first token family present, the Anthropic
+// input and output tokens parsed already, and reports false when there is
+// none.
+func (lr *limitsReader) tokens(l *Limits) bool {
+	var anthTok Limit
+	if lr.dim(dimAnthTokens, &anthTok) || l.InputTokens.Known() || l.OutputTokens.Known() {
+		if !l.InputTokens.Known() && !l.OutputTokens.Known() {
+			l.Tokens = anthTok
+		}
+		return true
+	}
+	var proj Limit
+	oai, project := lr.dim(dimOAITokens, &l.Tokens), lr.dim(dimOAIProject, &proj)
+	if oai || project {
+		tighter(&l.Tokens, &proj)
+		return true
+	}
+	return lr.dim(dimMistralTok, &l.Tokens) || lr.dim(dimBySize, &l.Tokens) || lr.dim(dimBySizeMinute, &l.Tokens) ||
+		lr.dim(dimBySizeMonth, &l.Tokens) || lr.dim(dimTogetherTok, &l.Tokens)
+}
+
+// tighter sets a to whichever of a and b leaves less room now: the lower
 // remaining (the later reset on a tie); without remaining counts, the lower
 // capacity. An unknown dimension never wins over a known one.
-func tighter(a, b Limit) Limit {
+func tighter(a, b *Limit) {
+	if tighterOf(a, b) {
+		*a = *b
+	}
+}
+
+// tighterOf reports whether b is tighter than a (see tighter).
+func tighterOf(a, b *Limit) bool {
 	switch {
 	case !b.Known():
-		return a
+		return false
 	case !a.Known():
-		return b
+		return true
 	case a.HasRemaining != b.HasRemaining:
-		if b.HasRemaining {
-			return b
-		}
-		return a
+		return b.HasRemaining
 	case a.HasRemaining && a.Remaining != b.Remaining:
-		if b.Remaining < a.Remaining {
-			return b
-		}
-		return a
+		return b.Remaining < a.Remaining
 	case a.HasRemaining:
-		if b.Reset.After(a.Reset) {
-			return b
-		}
-		return a
-	case b.Limit > 0 && (a.Limit == 0 || b.Limit < a.Limit):
-		return b
+		return b.Reset.After(a.Reset)
 	}
-	return a
+	return b.Limit > 0 && (a.Limit == 0 || b.Limit < a.Limit)
 }
 
 // ParseRetryAfter returns the wait a response asks for: retry-after-ms
@@ -686,6 +771,15 @@ func looksRFC3339(s string) bool {
 	return len(s) >= 20 && s[4] == '-' && s[7] == '-' && (s[10] == 'T' || s[10] == 't')
 }
 
+// trimSpace is strings.TrimSpace, without a call for the common value that
+// starts and ends with a printable ASCII byte.
+func trimSpace(s string) string {
+	if s != "" && s[0] > ' ' && s[0] < 0x80 && s[len(s)-1] > ' ' && s[len(s)-1] < 0x80 {
+		return s
+	}
+	return strings.TrimSpace(s)
+}
+
 // parseInt parses an optionally negative decimal integer without building an
 // error on failure.
 func parseInt(s string) (int64, bool) {
@@ -702,7 +796,8 @@ func parseInt(s string) (int64, bool) {
 		if c < '0' || c > '9' {
 			return 0, false
 		}
-		if v > (math.MaxInt64-int64(c-'0'))/10 {
+		// Eighteen digits cannot overflow: only longer numbers are checked.
+		if len(s) > 18 && v > (math.MaxInt64-int64(c-'0'))/10 {
 			return 0, false
 		}
 		v = v*10 + int64(c-'0')

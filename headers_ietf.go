@@ -379,12 +379,12 @@ func ietfLimits(policyLines, rlLines []string, now time.Time) (req, perDay, tok 
 		switch {
 		case unit == "" || unit == "requests":
 			if l.Window >= day {
-				perDay = tighter(perDay, l)
+				tighter(&perDay, &l)
 			} else {
-				req = tighter(req, l)
+				tighter(&req, &l)
 			}
 		case strings.Contains(strings.ToLower(unit), "token"):
-			tok = tighter(tok, l)
+			tighter(&tok, &l)
 		}
 	}
 	for _, it := range rl.items[:rl.n] {

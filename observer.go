@@ -322,6 +322,7 @@ type attemptObserver struct {
 var (
 	_ http.RoundTripper = (*attemptObserver)(nil)
 	_ closeIdler        = (*attemptObserver)(nil)
+	_ infoTripper       = (*attemptObserver)(nil)
 )
 
 // CloseIdleConnections forwards to the next RoundTripper.
@@ -329,16 +330,23 @@ func (a *attemptObserver) CloseIdleConnections() { closeIdle(a.next) }
 
 // RoundTrip implements [http.RoundTripper].
 func (a *attemptObserver) RoundTrip(req *http.Request) (*http.Response, error) {
+	return a.roundTripInfo(req, nil, time.Time{})
+}
+
+// roundTripInfo implements infoTripper. It times the attempt by the clock,
+// not by now.
+func (a *attemptObserver) roundTripInfo(req *http.Request, info *requestInfo, _ time.Time) (*http.Response, error) {
+	info = infoFor(req, info)
 	ev := AttemptEvent{
 		Request:   req,
-		Partition: infoOf(req).partition,
+		Partition: info.partition,
 		Attempt:   ResendCount(req.Context()) + 1,
 		Start:     time.Now(),
 	}
 	if a.obs.OnAttemptStart != nil {
 		a.obs.OnAttemptStart(ev)
 	}
-	resp, err := a.next.RoundTrip(req)
+	resp, err := sendOn(a.next, req, info, ev.Start)
 	if a.obs.OnAttempt != nil {
 		ev.Duration = time.Since(ev.Start)
 		ev.Response, ev.Err = resp, err

@@ -73,8 +73,11 @@ func (b *pacerBody) Close() error {
 	err := b.rc.Close()
 	b.mu.Lock()
 	b.cerr = err
+	u, done := b.finishLocked(false)
 	b.mu.Unlock()
-	b.finish(false)
+	if done {
+		b.pp.bodyDone(b.f, b.open, u)
+	}
 	return err
 }
 
@@ -103,9 +106,18 @@ func (b *pacerBody) record(p []byte) {
 // stream.
 func (b *pacerBody) finish(eof bool) {
 	b.mu.Lock()
+	u, done := b.finishLocked(eof)
+	b.mu.Unlock()
+	if done {
+		b.pp.bodyDone(b.f, b.open, u)
+	}
+}
+
+// finishLocked is finish's part under b.mu: it reports whether this call
+// finishes the body, and the usage the body reported.
+func (b *pacerBody) finishLocked(eof bool) (usage, bool) {
 	if b.finished {
-		b.mu.Unlock()
-		return
+		return usage{}, false
 	}
 	b.finished = true
 	u := usage{output: -1, input: -1}
@@ -116,8 +128,7 @@ func (b *pacerBody) finish(eof bool) {
 		b.win = nil
 		usageWinPool.Put(w)
 	}
-	b.mu.Unlock()
-	b.pp.bodyDone(b.f, b.open, u)
+	return u, true
 }
 
 // usage is what a response body reports of its token counts; -1 when it
@@ -154,13 +165,12 @@ type usageScan struct{ output, input, cacheWrite int64 }
 // scan finds every `…_tokens": n` in b, in one pass.
 func (s *usageScan) scan(b []byte) {
 	s.output, s.input, s.cacheWrite = -1, -1, -1
-	const suffix = `_tokens"`
 	for i := 0; i < len(b); {
-		j := bytes.Index(b[i:], []byte(suffix))
+		j := indexTokens(b[i:])
 		if j < 0 {
 			return
 		}
-		keyEnd := i + j + len(suffix) - 1 // the closing quote
+		keyEnd := i + j + len(tokensSuffix) - 1 // the closing quote
 		q := bytes.LastIndexByte(b[i:i+j], '"')
 		start := i
 		i = keyEnd + 1
@@ -183,6 +193,26 @@ func (s *usageScan) scan(b []byte) {
 				s.cacheWrite = v
 			}
 		}
+	}
+}
+
+// tokensSuffix ends every token count's key.
+const tokensSuffix = `_tokens"`
+
+// indexTokens is bytes.Index(b, tokensSuffix), by way of the underscores:
+// a response has few, and IndexByte calls cost less than Index's for so
+// short a needle.
+func indexTokens(b []byte) int {
+	for off := 0; ; {
+		k := bytes.IndexByte(b[off:], '_')
+		if k < 0 {
+			return -1
+		}
+		p := off + k
+		if len(b)-p >= len(tokensSuffix) && string(b[p:p+len(tokensSuffix)]) == tokensSuffix {
+			return p
+		}
+		off = p + 1
 	}
 }
 

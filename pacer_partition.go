@@ -124,17 +124,17 @@ func (pp *pacerPart) memoEstimate(info *requestInfo) (Estimate, bool) {
 	return info.pacer.est, info.pacer.hasEst
 }
 
-// admit waits for the request's turn and charges it. It returns the flight
-// when the request may go; otherwise a refusal to answer with, or the
-// context's error. It never waits while holding the lock.
-func (pp *pacerPart) admit(req *http.Request, info *requestInfo, est Estimate) (*pflight, *Refusal, error) {
+// admit waits for the request's turn, from its arrival at now, and charges
+// it. It returns the flight when the request may go; otherwise a refusal
+// to answer with, or the context's error. It never waits while holding the
+// lock.
+func (pp *pacerPart) admit(req *http.Request, info *requestInfo, est Estimate, now time.Time) (*pflight, *Refusal, error) {
 	ctx := req.Context()
 	if ctx.Err() != nil {
 		return nil, nil, context.Cause(ctx)
 	}
 	s := &pp.p.s
-	arrived := time.Now()
-	now := arrived
+	arrived := now
 	var ev gateEvents
 
 	pp.mu.Lock()

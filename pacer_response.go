@@ -38,7 +38,7 @@ func (pp *pacerPart) finish(ctx context.Context, f *pflight, info *requestInfo, 
 	)
 	if err == nil && resp != nil {
 		status = resp.StatusCode
-		lim = ParseLimits(resp.Header, now)
+		parseLimits(resp.Header, now, &lim)
 		if status >= 400 {
 			delay, hinted = ServerDelay(resp.Header, now)
 		}

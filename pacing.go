@@ -292,6 +292,7 @@ type pacerTransport struct {
 var (
 	_ http.RoundTripper = (*pacerTransport)(nil)
 	_ closeIdler        = (*pacerTransport)(nil)
+	_ infoTripper       = (*pacerTransport)(nil)
 )
 
 // CloseIdleConnections forwards to the next RoundTripper.
@@ -300,13 +301,19 @@ func (t *pacerTransport) CloseIdleConnections() { closeIdle(t.next) }
 // RoundTrip implements [http.RoundTripper]: it waits for the request's turn,
 // sends it, and learns from the response.
 func (t *pacerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	return t.roundTripInfo(req, nil, time.Now())
+}
+
+// roundTripInfo implements infoTripper.
+func (t *pacerTransport) roundTripInfo(req *http.Request, info *requestInfo, now time.Time) (*http.Response, error) {
 	p := t.p
-	info := infoOf(req)
-	key := info.partition
+	info = infoFor(req, info)
+	var pp *pacerPart
 	if p.s.Partition != nil {
-		key = p.s.Partition(req)
+		pp = p.partition(p.s.Partition(req), info.provider)
+	} else {
+		pp = p.partitionOf(info)
 	}
-	pp := p.partition(key, info.provider)
 	est := Estimate{InputTokens: info.inputTokens, MaxOutputTokens: info.maxTokens}
 	if p.s.Estimator != nil {
 		// A custom estimator may be costly (a tokenizer, a count_tokens
@@ -320,7 +327,7 @@ func (t *pacerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			est.OutputTokens = max(est.OutputTokens, 0)
 		}
 	}
-	f, refusal, err := pp.admit(req, info, est)
+	f, refusal, err := pp.admit(req, info, est, now)
 	if f == nil {
 		if req.Body != nil {
 			req.Body.Close()
@@ -341,9 +348,25 @@ func (t *pacerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, err
 		}
 	}
-	resp, err := t.next.RoundTrip(req)
+	sent := f.sent // when admitted
+	if p.s.Store != nil {
+		sent = time.Now() // after the store's answer
+	}
+	resp, err := sendOn(t.next, req, info, sent)
 	pp.finish(req.Context(), f, info, resp, err)
 	return resp, err
+}
+
+// partitionOf returns the state of info's partition, creating it on first
+// use.
+func (p *Pacer) partitionOf(info *requestInfo) *pacerPart {
+	r := info.ref
+	if pp := r.pacer.Load(); pp != nil && pp.p == p {
+		return pp
+	}
+	pp := p.partition(info.partition, info.provider)
+	r.pacer.Store(pp)
+	return pp
 }
 
 // partition returns the state of partition key, creating it on first use.

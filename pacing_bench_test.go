@@ -59,6 +59,37 @@ func BenchmarkPacerOverhead(b *testing.B) {
 	}
 }
 
+// BenchmarkLayersOverhead breaks BenchmarkPacerOverhead's full chain
+// down by layer, serially at 1 KiB: "transport" is New without any layer
+// (the request description and the counters every layer shares), then New
+// with one layer alone, then the whole chain. Each figure less "bare" is
+// what that part adds.
+func BenchmarkLayersOverhead(b *testing.B) {
+	body := pcBenchBody(1 << 10)
+	for _, c := range []struct {
+		name string
+		opts []llmhttp.Option
+	}{
+		{"bare", nil},
+		{"transport", []llmhttp.Option{llmhttp.WithoutRetry(), llmhttp.WithoutBreaker(), llmhttp.WithoutPacing()}},
+		{"retry", []llmhttp.Option{llmhttp.WithoutBreaker(), llmhttp.WithoutPacing()}},
+		{"breaker", []llmhttp.Option{llmhttp.WithoutRetry(), llmhttp.WithoutPacing()}},
+		{"pacer", []llmhttp.Option{llmhttp.WithoutRetry(), llmhttp.WithoutBreaker()}},
+		{"llmhttp", []llmhttp.Option{}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			var rt http.RoundTripper = pcBenchBase()
+			if c.opts != nil {
+				rt = llmhttp.New(rt, c.opts...)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				pcBenchOnce(b, rt, body)
+			}
+		})
+	}
+}
+
 // pcBenchBody returns a chat request body of about size bytes.
 func pcBenchBody(size int) []byte {
 	head := `{"model":"gpt-bench","max_completion_tokens":256,"messages":[{"role":"user","content":"`

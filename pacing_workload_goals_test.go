@@ -137,12 +137,14 @@ func TestPacerWorkloadsShortWindow(t *testing.T) {
 
 // TestPacerWorkloadsSharedStore runs the shared-key workloads with the four
 // transports sharing a PacerStore (the in-memory fakeStore, standing for
-// Redis between processes): the goal of ≤ 3 % 429s, met by a small margin
-// through the headers alone, is met with room (no 429 at all), goodput
-// ≥ 0.90 — except under Anthropic's reserved rule, a known gap: each
-// process still learns on its own, from its own 429s, that max_tokens is
-// reserved (the store shares charges, not what was learned), and 3–6 % of
-// attempts are answered 429, goodput 0.78–0.90 (bounds 8 %, 0.75).
+// Redis between processes, declining waits beyond a second as the Redis
+// store does): the goal of ≤ 3 % 429s, met by a small margin through the
+// headers alone, is met with room (no 429 at all), goodput ≥ 0.97 —
+// except under Anthropic's reserved rule, a known gap: each process still
+// learns on its own, from its own 429s, that max_tokens is reserved (the
+// store shares charges, not what was learned), and 1–2 % of attempts are
+// answered 429 (up to 5 % in the race build), goodput 0.90–1.00 (bounds
+// 6 %, 0.85).
 func TestPacerWorkloadsSharedStore(t *testing.T) {
 	if testing.Short() {
 		t.Skip("workloads are long")
@@ -157,9 +159,9 @@ func TestPacerWorkloadsSharedStore(t *testing.T) {
 			var r pcResult
 			synctest.Test(t, func(t *testing.T) { r = pcRunWorkload(w, pcLLMHTTP) })
 			t.Logf("%-8s %v", pcLLMHTTP, r)
-			wantGoodput, wantThrottled := 0.90, 0.01
+			wantGoodput, wantThrottled := 0.97, 0.01
 			if strings.HasSuffix(w.name, "anthropic-reserved") {
-				wantGoodput, wantThrottled = 0.75, 0.08
+				wantGoodput, wantThrottled = 0.85, 0.06
 			}
 			assert.GreaterOrEqual(t, r.goodput, wantGoodput, "goodput")
 			assert.LessOrEqual(t, r.throttleRate(), wantThrottled, "429s per attempt")

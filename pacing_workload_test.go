@@ -193,7 +193,7 @@ func pcRunWorkload(w pcWorkload, mode string) pcResult {
 	}
 
 	clients := make([]http.RoundTripper, max(w.transports, 1))
-	store := &fakeStore{}
+	store := &fakeStore{horizon: time.Second} // declines long waits, as the Redis store does
 	for i := range clients {
 		switch mode {
 		case pcLLMHTTP:

@@ -2,13 +2,12 @@ package llmhttp
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"io"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -37,7 +36,12 @@ func (p Provider) String() string {
 // x-api-key or anthropic-version header or its path ends in /v1/messages,
 // otherwise OpenAI.
 func DetectProvider(req *http.Request) Provider {
-	if header(req.Header, "Anthropic-Version") != "" || header(req.Header, "X-Api-Key") != "" {
+	return detectProvider(req, header(req.Header, "X-Api-Key"))
+}
+
+// detectProvider is DetectProvider for a request whose x-api-key is apiKey.
+func detectProvider(req *http.Request, apiKey string) Provider {
+	if apiKey != "" || header(req.Header, "Anthropic-Version") != "" {
 		return ProviderAnthropic
 	}
 	if req.URL != nil && strings.Contains(req.URL.Path, "/messages") && !strings.Contains(req.URL.Path, "/threads/") {
@@ -62,21 +66,16 @@ type Partition struct {
 // String returns the partition as "host|credential|model", safe to log.
 func (p Partition) String() string { return p.Host + "|" + p.Credential + "|" + p.Model }
 
-// Fingerprint returns a short, stable, non-reversible name for an API key:
-// 16 hex digits of its SHA-256. It returns "" for "".
-func Fingerprint(key string) string {
-	if key == "" {
-		return ""
-	}
-	sum := sha256.Sum256([]byte(key))
-	return hex.EncodeToString(sum[:8])
-}
-
 // credential returns the raw credential of req: x-api-key, api-key (Azure)
 // or the Authorization header.
 func credential(req *http.Request) string {
-	if k := header(req.Header, "X-Api-Key"); k != "" {
-		return k
+	return credentialOf(req, header(req.Header, "X-Api-Key"))
+}
+
+// credentialOf is credential for a request whose x-api-key is apiKey.
+func credentialOf(req *http.Request, apiKey string) string {
+	if apiKey != "" {
+		return apiKey
 	}
 	if k := header(req.Header, "Api-Key"); k != "" {
 		return k
@@ -94,7 +93,10 @@ func header(h http.Header, k string) string {
 }
 
 // requestInfo is what llmhttp learns from a request before sending it. It is
-// computed once per request and shared by every layer through the context.
+// computed once per request and shared by every layer: handed from layer
+// to layer by this package's own (see infoTripper), found in the request's
+// context by a layer behind another RoundTripper when an outer one
+// attached it (see withInfo), or computed by the first layer that needs it.
 //
 // A context outlives its request: a caller may build a new request with an
 // earlier one's context (resp.Request.Context()), which then carries the
@@ -124,11 +126,13 @@ type requestInfo struct {
 	// It is guarded by the lock of the request's pacer partition.
 	pacer pacerMemo
 
+	// ref is the partition's identity, where the layers keep their state
+	// of it (see partRef).
+	ref *partRef
+
 	// derived are the infos of other requests made with this info's
 	// context (see infoOf); nil until there is one.
-	derived *derivedInfos
-	// derivedOnce guards derived's creation.
-	derivedOnce sync.Once
+	derived atomic.Pointer[derivedInfos]
 }
 
 // derivedInfos are the infos of other requests made with an info's
@@ -177,8 +181,11 @@ func (info *requestInfo) describes(req *http.Request) bool {
 // derivedFor returns the info of req, a request made with info's context
 // that info does not describe, computing it on first use.
 func (info *requestInfo) derivedFor(req *http.Request) *requestInfo {
-	info.derivedOnce.Do(func() { info.derived = new(derivedInfos) })
-	ds := info.derived
+	ds := info.derived.Load()
+	if ds == nil {
+		info.derived.CompareAndSwap(nil, new(derivedInfos))
+		ds = info.derived.Load()
+	}
 	ds.mu.Lock()
 	for _, d := range ds.infos {
 		if d.describes(req) {
@@ -237,20 +244,15 @@ func infoOf(req *http.Request) *requestInfo {
 	return info.derivedFor(req)
 }
 
-// contextWithInfo returns req's context carrying req's own requestInfo,
-// and that info: the context itself when it carries it already, else a
-// context that is the info (one allocation, see withInfo). A context that
-// carries another request's info (one taken from an earlier request) gets
-// req's own.
-func contextWithInfo(req *http.Request) (context.Context, *requestInfo) {
-	ctx := req.Context()
-	info, ok := ctx.Value(infoKey{}).(*requestInfo)
-	if ok && info.describes(req) {
-		return ctx, info
+// ownInfo returns req's own requestInfo: the one its context carries when
+// that describes req, else one computed now, not attached to any context.
+// Unlike infoOf, a context carrying another request's info gives a new
+// info, never one shared with other requests.
+func ownInfo(req *http.Request) *requestInfo {
+	if info, ok := req.Context().Value(infoKey{}).(*requestInfo); ok && info.describes(req) {
+		return info
 	}
-	info = describe(req)
-	info.parent = ctx
-	return info, info
+	return describe(req)
 }
 
 // withInfo returns a shallow copy of req whose context carries info. The
@@ -295,11 +297,12 @@ func DefaultPartition(req *http.Request) Partition { return infoOf(req).partitio
 // quote to quote with bytes.IndexByte and decodes nothing but the top-level
 // "model", "stream" and max-token fields.
 func describe(req *http.Request) *requestInfo {
-	info := &requestInfo{req: req, provider: DetectProvider(req)}
+	apiKey := header(req.Header, "X-Api-Key")
+	info := &requestInfo{req: req, provider: detectProvider(req, apiKey)}
 	if req.URL != nil {
-		info.partition.Host = req.URL.Scheme + "://" + req.URL.Host
+		info.partition.Host = partitionHost(req.URL.Scheme, req.URL.Host)
 	}
-	info.partition.Credential = Fingerprint(credential(req))
+	info.partition.Credential = Fingerprint(credentialOf(req, apiKey))
 	if req.GetBody != nil && req.Body != nil && req.Body != http.NoBody {
 		if s, ok := describeBody(req); ok {
 			info.partition.Model = s.model
@@ -311,6 +314,7 @@ func describe(req *http.Request) *requestInfo {
 	if info.partition.Model == "" && req.URL != nil {
 		info.partition.Model = azureDeployment(req.URL.Path)
 	}
+	info.ref = refOf(&info.partition)
 	return info
 }
 

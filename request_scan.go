@@ -54,9 +54,19 @@ const scanMaxDepth = 64
 // byte loop over what lies between strings, so a body of long prompts or of
 // base64 images is scanned at memchr speed.
 func scanBody(b []byte) (s bodyScan) {
+	var maxes [3]int64 // max_tokens, max_completion_tokens, max_output_tokens
+	scanObject(b, &s, &maxes)
+	s.maxTokens = max(maxes[0], maxes[1], maxes[2])
+	return s
+}
+
+// scanObject is scanBody but for maxTokens, whose candidates it leaves in
+// maxes. (Its state is plain locals, which the compiler keeps in
+// registers: no closure captures them.)
+func scanObject(b []byte, s *bodyScan, maxes *[3]int64) {
 	i := skipSpace(b, 0)
 	if i >= len(b) || b[i] != '{' {
-		return s
+		return
 	}
 	var (
 		objects  [scanMaxDepth]bool // objects[d] reports container d+1 is an object
@@ -64,34 +74,12 @@ func scanBody(b []byte) (s bodyScan) {
 		expKey   bool   // the next string is a key
 		key      []byte // the key of the value being read, at the current depth
 		topValue bool   // the value being read is a direct member of the top-level object
-		maxes    [3]int64
 	)
-	inObject := func() bool { return depth > 0 && depth <= scanMaxDepth && objects[depth-1] }
-	// top records a top-level member's value: lit is a number or literal,
-	// str a string's contents; both nil for an object or array.
-	top := func(lit, str []byte, isStr bool) {
-		switch string(key) {
-		case "model":
-			s.model = ""
-			if isStr {
-				s.model = jsonString(str)
-			}
-		case "stream":
-			s.stream = string(lit) == "true"
-		case "max_tokens":
-			maxes[0] = parseCount(lit)
-		case "max_completion_tokens":
-			maxes[1] = parseCount(lit)
-		case "max_output_tokens":
-			maxes[2] = parseCount(lit)
-		}
-	}
-	defer func() { s.maxTokens = max(maxes[0], maxes[1], maxes[2]) }()
 	for i < len(b) {
 		switch c := b[i]; c {
 		case '{', '[':
 			if topValue {
-				top(nil, nil, false)
+				scanTop(s, maxes, key, nil, nil, false)
 			}
 			if depth < scanMaxDepth {
 				objects[depth] = c == '{'
@@ -105,11 +93,11 @@ func scanBody(b []byte) (s bodyScan) {
 			i++
 			if depth <= 0 {
 				s.complete = depth == 0
-				return s
+				return
 			}
 			expKey, topValue = false, false
 		case ',':
-			expKey = inObject()
+			expKey = depth > 0 && depth <= scanMaxDepth && objects[depth-1] // in an object
 			topValue = false
 			i++
 		case ':':
@@ -128,7 +116,7 @@ func scanBody(b []byte) (s bodyScan) {
 						s.textBytes += int64(len(b) - i - 1)
 					}
 				}
-				return s
+				return
 			}
 			str := b[i+1 : end]
 			i = end + 1
@@ -139,7 +127,7 @@ func scanBody(b []byte) (s bodyScan) {
 			}
 			switch {
 			case topValue && (string(key) == "model" || string(key) == "stream" || isMaxKey(key)):
-				top(nil, str, true)
+				scanTop(s, maxes, key, nil, str, true)
 			case isBlob(key, str):
 				s.blobs++
 			default:
@@ -157,13 +145,32 @@ func scanBody(b []byte) (s bodyScan) {
 				j++
 			}
 			if topValue {
-				top(b[i:j], nil, false)
+				scanTop(s, maxes, key, b[i:j], nil, false)
 			}
 			topValue = false
 			i = j
 		}
 	}
-	return s
+}
+
+// scanTop records the value of the top-level member key: lit is a number
+// or literal, str a string's contents; both nil for an object or array.
+func scanTop(s *bodyScan, maxes *[3]int64, key, lit, str []byte, isStr bool) {
+	switch string(key) {
+	case "model":
+		s.model = ""
+		if isStr {
+			s.model = modelString(str)
+		}
+	case "stream":
+		s.stream = string(lit) == "true"
+	case "max_tokens":
+		maxes[0] = parseCount(lit)
+	case "max_completion_tokens":
+		maxes[1] = parseCount(lit)
+	case "max_output_tokens":
+		maxes[2] = parseCount(lit)
+	}
 }
 
 // isMaxKey reports whether key names an output-token limit.
@@ -219,6 +226,20 @@ func jsonString(raw []byte) string {
 	if bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
 		return string(raw)
 	}
+	return jsonUnquote(raw)
+}
+
+// modelString is jsonString for the model, interned (see internModel).
+func modelString(raw []byte) string {
+	if bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
+		return internModel(raw)
+	}
+	return jsonUnquote(raw)
+}
+
+// jsonUnquote decodes the contents of a JSON string with escapes; "" when
+// they are not a valid string.
+func jsonUnquote(raw []byte) string {
 	q := make([]byte, 0, len(raw)+2)
 	q = append(q, '"')
 	q = append(q, raw...)
@@ -233,6 +254,21 @@ func jsonString(raw []byte) string {
 // parseCount parses a JSON number as a non-negative count: fractions are
 // truncated, negative and invalid numbers are 0, huge ones saturate.
 func parseCount(lit []byte) int64 {
+	if len(lit) > 0 && len(lit) <= 18 {
+		// The common case, plain digits (eighteen cannot overflow), without
+		// strconv; anything else is left to it.
+		var n int64
+		for _, c := range lit {
+			if c < '0' || c > '9' {
+				n = -1
+				break
+			}
+			n = n*10 + int64(c-'0')
+		}
+		if n >= 0 {
+			return n
+		}
+	}
 	if n, err := strconv.ParseInt(string(lit), 10, 64); err == nil {
 		return max(n, 0)
 	}

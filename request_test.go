@@ -214,7 +214,7 @@ func TestInfoOfInheritedContext(t *testing.T) {
 	for i := range 3 * maxDerived {
 		infoOf(newReq(a.Context(), fmt.Sprint("m", i), "k"))
 	}
-	assert.Len(t, infoA.derived.infos, maxDerived)
+	assert.Len(t, infoA.derived.Load().infos, maxDerived)
 }
 
 func httptestGet(t *testing.T, url, key string) *http.Request {

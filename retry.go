@@ -213,6 +213,7 @@ func Retry(p RetryPolicy) Middleware { return retryWith(p, nil) }
 // retryWith is Retry counting into stats (which may be nil) for
 // [Transport.Stats].
 func retryWith(p RetryPolicy, stats *statsTable) Middleware {
+	defaultPart := p.Partition == nil
 	p = p.withDefaults()
 	var onWait func(WaitEvent)
 	var onRefusal func(RefusalEvent)
@@ -223,7 +224,7 @@ func retryWith(p RetryPolicy, stats *statsTable) Middleware {
 	}
 	return func(next http.RoundTripper) http.RoundTripper {
 		return &retryTransport{p: p, next: next, budget: newBudgets(p.Budget),
-			stats: stats, onWait: onWait, onRefusal: onRefusal, traced: traced}
+			stats: stats, onWait: onWait, onRefusal: onRefusal, traced: traced, defaultPart: defaultPart}
 	}
 }
 
@@ -269,11 +270,15 @@ type retryTransport struct {
 	onWait    func(WaitEvent)
 	onRefusal func(RefusalEvent)
 	traced    bool // an OnRequest hook wants the per-request tally
+	// defaultPart reports that p.Partition is DefaultPartition, which is
+	// the partition of the request's info.
+	defaultPart bool
 }
 
 var (
 	_ http.RoundTripper = (*retryTransport)(nil)
 	_ closeIdler        = (*retryTransport)(nil)
+	_ infoTripper       = (*retryTransport)(nil)
 )
 
 // CloseIdleConnections forwards to the next RoundTripper.
@@ -282,6 +287,7 @@ func (t *retryTransport) CloseIdleConnections() { closeIdle(t.next) }
 // attemptState is what one request's retry loop remembers between attempts.
 type attemptState struct {
 	req        *http.Request
+	info       *requestInfo
 	start      time.Time
 	attempt    int
 	replayable bool
@@ -298,16 +304,32 @@ type attemptState struct {
 // partition returns the request's partition, computing it once.
 func (t *retryTransport) partition(s *attemptState) Partition {
 	if !s.hasPart {
-		s.part, s.hasPart = t.p.Partition(s.req), true
+		if t.defaultPart {
+			s.part = infoFor(s.req, s.info).partition
+		} else {
+			s.part = t.p.Partition(s.req)
+		}
+		s.hasPart = true
 	}
 	return s.part
 }
 
 // RoundTrip implements [http.RoundTripper].
 func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	return t.roundTripInfo(req, nil, time.Now())
+}
+
+// roundTripInfo implements infoTripper.
+func (t *retryTransport) roundTripInfo(req *http.Request, info *requestInfo, now time.Time) (*http.Response, error) {
+	if _, ok := t.next.(infoTripper); ok || t.stats != nil {
+		// One description for every attempt, so that the layers below
+		// keep one memory of the request across its attempts.
+		info = infoFor(req, info)
+	}
 	s := attemptState{
 		req:        req,
-		start:      time.Now(),
+		info:       info,
+		start:      now,
 		replayable: req.Body == nil || req.Body == http.NoBody || req.GetBody != nil,
 		sdkRetries: sdkRetryCount(req),
 	}
@@ -315,7 +337,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		t.p.OnSDKRetry(req, s.sdkRetries)
 	}
 	if t.stats != nil {
-		s.counters = t.stats.get(infoOf(req).partition)
+		s.counters = t.stats.of(info)
 	}
 	if t.traced {
 		s.trace, _ = req.Context().Value(traceKey{}).(*requestTrace)
@@ -323,7 +345,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	areq := req // the first attempt sends the caller's request as it is
 	for {
 		s.attempt++
-		resp, err := t.next.RoundTrip(areq)
+		resp, err := sendOn(t.next, areq, info, now)
 		if err != nil {
 			if resp != nil && resp.Body != nil {
 				resp.Body.Close() // a broken RoundTripper; net/http ignores resp too
@@ -365,7 +387,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			if t.onRefusal != nil {
 				r := *refused
-				t.onRefusal(RefusalEvent{Request: req, Partition: infoOf(req).partition, Refusal: &r, Retried: true})
+				t.onRefusal(RefusalEvent{Request: req, Partition: infoFor(req, info).partition, Refusal: &r, Retried: true})
 			}
 		}
 		if resp != nil {
@@ -397,7 +419,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			case hinted:
 				cause = WaitRetryAfter
 			}
-			t.onWait(WaitEvent{Request: req, Partition: infoOf(req).partition, Waited: time.Since(waitStart),
+			t.onWait(WaitEvent{Request: req, Partition: infoFor(req, info).partition, Waited: time.Since(waitStart),
 				Cause: cause, Err: werr})
 		}
 		if werr != nil {
@@ -410,6 +432,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if body != nil {
 			areq.Body = body
 		}
+		now = time.Now()
 	}
 }
 

@@ -75,6 +75,17 @@ type statsTable struct {
 	parts sync.Map // Partition → *partCounters
 }
 
+// of returns the counters of info's partition, creating them on first use.
+func (s *statsTable) of(info *requestInfo) *partCounters {
+	r := info.ref
+	if cr := r.counters.Load(); cr != nil && cr.table == s {
+		return cr.c
+	}
+	c := s.get(info.partition)
+	r.counters.Store(&countersRef{table: s, c: c})
+	return c
+}
+
 // get returns p's counters, creating them on first use.
 func (s *statsTable) get(p Partition) *partCounters {
 	if v, ok := s.parts.Load(p); ok {

@@ -69,6 +69,38 @@ var (
 	_ closeIdler        = (*layer)(nil)
 )
 
+// infoTripper is implemented by the RoundTrippers of this package's layers.
+// roundTripInfo is RoundTrip for a request whose description (info, see
+// requestInfo) the caller may have in hand already, sent at now (no layer
+// before it waited since now was read): a layer hands both to the next one
+// when that is one of this package's layers too (see sendOn), so that a
+// chain of them describes a request at most once, reads the clock once per
+// attempt before sending it, and attaches nothing to its context. info is
+// nil when no layer needed it yet; a layer that needs it computes it with
+// infoFor. RoundTrip is roundTripInfo with a nil info and the current
+// time.
+type infoTripper interface {
+	roundTripInfo(req *http.Request, info *requestInfo, now time.Time) (*http.Response, error)
+}
+
+// sendOn sends req, described by info (nil: not computed yet), at now, to
+// next: by roundTripInfo when next is one of this package's layers, else
+// by RoundTrip.
+func sendOn(next http.RoundTripper, req *http.Request, info *requestInfo, now time.Time) (*http.Response, error) {
+	if n, ok := next.(infoTripper); ok {
+		return n.roundTripInfo(req, info, now)
+	}
+	return next.RoundTrip(req)
+}
+
+// infoFor returns info, or when it is nil req's own (see infoOf).
+func infoFor(req *http.Request, info *requestInfo) *requestInfo {
+	if info != nil {
+		return info
+	}
+	return infoOf(req)
+}
+
 // Transport is llmhttp's full chain: Retry → Breaker → Pacer → base (with
 // a budget layer in front when one is configured). It is safe for
 // concurrent use by multiple goroutines and should be reused, like
@@ -173,21 +205,18 @@ type traceKey struct{}
 
 // RoundTrip implements [http.RoundTripper].
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	ctx, info := contextWithInfo(req)
-	pc := t.stats.get(info.partition)
+	info := ownInfo(req)
+	pc := t.stats.of(info)
 	pc.requests.Add(1)
-	var start time.Time
+	start := time.Now()
 	var trace *requestTrace
 	if t.obs != nil && t.obs.OnRequest != nil {
-		start = time.Now()
 		trace = new(requestTrace)
-		ctx = context.WithValue(ctx, traceKey{}, trace)
-	}
-	if ctx != req.Context() {
-		req = req.WithContext(ctx)
+		req = req.WithContext(context.WithValue(req.Context(), traceKey{}, trace))
 	}
 
-	resp, err := t.rt.RoundTrip(req)
+	// The layers hand info and the time along (see infoTripper).
+	resp, err := sendOn(t.rt, req, info, start)
 
 	var refused *Refusal
 	if err == nil && resp != nil {
