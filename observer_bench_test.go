@@ -1,11 +1,9 @@
 package llmhttp_test
 
 import (
-	"bytes"
 	"io"
 	"log/slog"
 	"net/http"
-	"strings"
 	"testing"
 
 	"github.com/llmhttp/llmhttp"
@@ -26,7 +24,7 @@ import (
 //   - slog-json: WithLogger at Info to a JSON handler writing to
 //     io.Discard (nothing is logged on the happy path).
 func BenchmarkObserver(b *testing.B) {
-	body := obBenchBody(1 << 10)
+	body := pcBenchBody(1 << 10)
 	noop := &llmhttp.Observer{
 		OnRequest:            func(llmhttp.RequestEvent) {},
 		OnAttemptStart:       func(llmhttp.AttemptEvent) {},
@@ -43,17 +41,17 @@ func BenchmarkObserver(b *testing.B) {
 		name string
 		rt   func() http.RoundTripper
 	}{
-		{"bare", func() http.RoundTripper { return obBenchBase() }},
-		{"none", func() http.RoundTripper { return llmhttp.New(obBenchBase()) }},
+		{"bare", func() http.RoundTripper { return pcBenchBase() }},
+		{"none", func() http.RoundTripper { return llmhttp.New(pcBenchBase()) }},
 		{"empty", func() http.RoundTripper {
-			return llmhttp.New(obBenchBase(), llmhttp.WithObserver(&llmhttp.Observer{}))
+			return llmhttp.New(pcBenchBase(), llmhttp.WithObserver(&llmhttp.Observer{}))
 		}},
-		{"noop", func() http.RoundTripper { return llmhttp.New(obBenchBase(), llmhttp.WithObserver(noop)) }},
+		{"noop", func() http.RoundTripper { return llmhttp.New(pcBenchBase(), llmhttp.WithObserver(noop)) }},
 		{"slog-off", func() http.RoundTripper {
-			return llmhttp.New(obBenchBase(), llmhttp.WithLogger(slog.New(slog.DiscardHandler)))
+			return llmhttp.New(pcBenchBase(), llmhttp.WithLogger(slog.New(slog.DiscardHandler)))
 		}},
 		{"slog-json", func() http.RoundTripper {
-			return llmhttp.New(obBenchBase(), llmhttp.WithLogger(slog.New(slog.NewJSONHandler(io.Discard, nil))))
+			return llmhttp.New(pcBenchBase(), llmhttp.WithLogger(slog.New(slog.NewJSONHandler(io.Discard, nil))))
 		}},
 	}
 	for _, v := range variants {
@@ -67,63 +65,16 @@ func BenchmarkObserver(b *testing.B) {
 				b.ReportAllocs()
 				if !par {
 					for b.Loop() {
-						obBenchOnce(b, rt, body)
+						pcBenchOnce(b, rt, body)
 					}
 					return
 				}
 				b.RunParallel(func(pb *testing.PB) {
 					for pb.Next() {
-						obBenchOnce(b, rt, body)
+						pcBenchOnce(b, rt, body)
 					}
 				})
 			})
 		}
 	}
-}
-
-// obBenchBody returns a chat request body of about size bytes.
-func obBenchBody(size int) []byte {
-	head := `{"model":"gpt-bench","max_completion_tokens":256,"messages":[{"role":"user","content":"`
-	tail := `"}]}`
-	return []byte(head + strings.Repeat("lorem ipsum ", max(size-len(head)-len(tail), 0)/12) + tail)
-}
-
-// obBenchBase reads the request body and answers a canned 200.
-func obBenchBase() llmhttp.RoundTripFunc {
-	const reply = `{"id":"x","choices":[{"message":{"role":"assistant","content":"hi"}}],"usage":{"prompt_tokens":250,"completion_tokens":12,"total_tokens":262}}`
-	return func(req *http.Request) (*http.Response, error) {
-		if req.Body != nil {
-			io.Copy(io.Discard, req.Body)
-			req.Body.Close()
-		}
-		h := http.Header{
-			"Content-Type":                   {"application/json"},
-			"X-Ratelimit-Limit-Requests":     {"10000"},
-			"X-Ratelimit-Remaining-Requests": {"9999"},
-			"X-Ratelimit-Reset-Requests":     {"6ms"},
-			"X-Ratelimit-Limit-Tokens":       {"30000000"},
-			"X-Ratelimit-Remaining-Tokens":   {"29999000"},
-			"X-Ratelimit-Reset-Tokens":       {"2ms"},
-		}
-		return &http.Response{
-			StatusCode: 200, Status: "200 OK", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-			Header: h, Body: io.NopCloser(strings.NewReader(reply)), ContentLength: int64(len(reply)),
-			Request: req,
-		}, nil
-	}
-}
-
-// obBenchOnce sends one request and reads its response to the end.
-func obBenchOnce(b *testing.B, rt http.RoundTripper, body []byte) {
-	req, err := http.NewRequest(http.MethodPost, "https://api.openai.test/v1/chat/completions", bytes.NewReader(body))
-	if err != nil {
-		b.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer sk-bench")
-	resp, err := rt.RoundTrip(req)
-	if err != nil {
-		b.Fatal(err)
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
 }
