@@ -215,11 +215,7 @@ func (pp *pacerPart) joinLine(req *http.Request, f *pflight, t **time.Timer) (*R
 		pp.refused++
 		pp.mu.Unlock()
 		pp.unsend(f, ctx, false)
-		rf := &Refusal{
-			Reason: ReasonWaitTooLong, RetryAfter: wait,
-			Message: "predicted wait " + wait.Round(time.Millisecond).String() +
-				" (shared store) for " + pp.key.Model + " exceeds the request's deadline or the pacer's MaxWait",
-		}
+		rf := pp.sharedRefusal(wait)
 		pp.waited(req, time.Since(f.arrived), "shared", rf, nil)
 		return rf
 	}
@@ -251,12 +247,22 @@ func (pp *pacerPart) joinLine(req *http.Request, f *pflight, t **time.Timer) (*R
 		pp.line.waiters = slices.DeleteFunc(pp.line.waiters, func(x *lineWaiter) bool { return x == w })
 	}
 	if err == nil {
-		return refuse(time.Until(pp.line.next)), nil
+		return refuse(max(time.Until(pp.line.next), 0)), nil
 	}
 	pp.mu.Unlock()
 	pp.unsend(f, ctx, false)
 	pp.waited(req, time.Since(f.arrived), "shared", nil, err)
 	return nil, err
+}
+
+// sharedRefusal returns the refusal of a request whose wait for the shared
+// store does not fit its deadline or MaxWait.
+func (pp *pacerPart) sharedRefusal(wait time.Duration) *Refusal {
+	return &Refusal{
+		Reason: ReasonWaitTooLong, RetryAfter: wait,
+		Message: "predicted wait " + wait.Round(time.Millisecond).String() +
+			" (shared store) for " + pp.key.Model + " exceeds the request's deadline or the pacer's MaxWait",
+	}
 }
 
 // passLineLocked gives the head of the line to the next waiter, or frees
@@ -389,11 +395,7 @@ func (pp *pacerPart) reserveShared(req *http.Request, f *pflight) (*Refusal, err
 				pp.mu.Unlock()
 				ev.fire(&pp.p.s)
 				pp.unsend(f, ctx, !g.Declined)
-				rf := &Refusal{
-					Reason: ReasonWaitTooLong, RetryAfter: wait,
-					Message: "predicted wait " + wait.Round(time.Millisecond).String() +
-						" (shared store) for " + pp.key.Model + " exceeds the request's deadline or the pacer's MaxWait",
-				}
+				rf := pp.sharedRefusal(wait)
 				pp.waited(req, now.Sub(arrived), "shared", rf, nil)
 				return rf, nil
 			}

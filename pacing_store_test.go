@@ -450,9 +450,10 @@ func TestPacerStoreDeclined(t *testing.T) {
 // admits everything at once, as a replica does that has not seen the
 // others' traffic) and its transport on u, after one request taught it
 // its partition; the store's request bucket is then 60 a minute at level.
-func lineProcess(t *testing.T, store *fakeStore, u http.RoundTripper, level float64) (*llmhttp.Pacer, http.RoundTripper, llmhttp.Partition) {
+// maxWait is the pacer's MaxWait.
+func lineProcess(t *testing.T, store *fakeStore, u http.RoundTripper, level float64, maxWait time.Duration) (*llmhttp.Pacer, http.RoundTripper, llmhttp.Partition) {
 	t.Helper()
-	p := llmhttp.NewPacer(llmhttp.PacerSettings{Store: store, MaxWait: -1})
+	p := llmhttp.NewPacer(llmhttp.PacerSettings{Store: store, MaxWait: maxWait})
 	rt := p.Wrap(u)
 	pcDo(t, rt, pcReq(t.Context(), "m", "first"))
 	key := pcStats(t, p).Partition
@@ -473,7 +474,7 @@ func TestPacerStoreDeclinedLine(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		store := &fakeStore{horizon: time.Second, maxBack: 2 * time.Second}
 		u := &pcUpstream{}
-		p, rt, _ := lineProcess(t, store, u, -5)
+		p, rt, _ := lineProcess(t, store, u, -5, -1)
 
 		start := time.Now()
 		var wg sync.WaitGroup
@@ -511,7 +512,7 @@ func TestPacerStoreDeclinedLineGivesUp(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		store := &fakeStore{horizon: time.Second}
 		u := &pcUpstream{}
-		p, rt, _ := lineProcess(t, store, u, -5)
+		p, rt, _ := lineProcess(t, store, u, -5, -1)
 		start := time.Now()
 
 		var wg sync.WaitGroup
@@ -603,7 +604,7 @@ func TestPacerStoreReportLeavesOutDeclined(t *testing.T) {
 			}
 			return nil
 		}}
-		p, rt, key := lineProcess(t, store, u, 1)
+		p, rt, key := lineProcess(t, store, u, 1, -1)
 
 		var wg sync.WaitGroup
 		wg.Go(func() { pcDo(t, rt, pcReq(t.Context(), "m", "slow")) }) // takes the last one
