@@ -139,7 +139,8 @@ func TestPacerWorkloadsShortWindow(t *testing.T) {
 // transports sharing a PacerStore (the in-memory fakeStore, standing for
 // Redis between processes, declining waits beyond a second as the Redis
 // store does): the goal of ≤ 3 % 429s, met by a small margin through the
-// headers alone, is met with room (no 429 at all), goodput ≥ 0.97 —
+// headers alone, is met with room (no 429 at all), goodput 0.98–1.00
+// (bound 0.95) —
 // except under Anthropic's reserved rule, a known gap: each process still
 // learns on its own, from its own 429s, that max_tokens is reserved (the
 // store shares charges, not what was learned), and 1–2 % of attempts are
@@ -159,7 +160,7 @@ func TestPacerWorkloadsSharedStore(t *testing.T) {
 			var r pcResult
 			synctest.Test(t, func(t *testing.T) { r = pcRunWorkload(w, pcLLMHTTP) })
 			t.Logf("%-8s %v", pcLLMHTTP, r)
-			wantGoodput, wantThrottled := 0.97, 0.01
+			wantGoodput, wantThrottled := 0.95, 0.01
 			if strings.HasSuffix(w.name, "anthropic-reserved") {
 				wantGoodput, wantThrottled = 0.75, 0.08
 			}
