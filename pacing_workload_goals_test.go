@@ -66,9 +66,9 @@ func TestPacerWorkloads(t *testing.T) {
 				case w.name == "burst/anthropic-reserved":
 					// The pacer starts from Anthropic's documented rule
 					// (generated) and learns from a 429 that max_tokens is
-					// reserved: 1–4 of ~302 attempts, 0.5 % on the mean of 20
-					// runs; a single run may reach 1.3 %.
-					wantThrottled = 0.015
+					// reserved: 1–5 of ~302 attempts, 0.7 % on the mean of 30
+					// race runs; a single run may reach 1.7 %.
+					wantThrottled = 0.02
 				}
 				if goodput < wantGoodput {
 					t.Errorf("goodput %.3f of capacity, want ≥ %.2f", goodput, wantGoodput)
