@@ -74,7 +74,7 @@ func TestPacerWorkloads(t *testing.T) {
 					t.Errorf("goodput %.3f of capacity, want ≥ %.2f", goodput, wantGoodput)
 				}
 				if throttled > wantThrottled {
-					t.Errorf("%.2f%% of attempts answered 429, want ≤ %.0f%%", 100*throttled, 100*wantThrottled)
+					t.Errorf("%.2f%% of attempts answered 429, want ≤ %.1f%%", 100*throttled, 100*wantThrottled)
 				}
 				if failed > wantFailed {
 					t.Errorf("%d requests failed, want ≤ %d", failed, wantFailed)
