@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/llmhttp/llmhttp"
+	"github.com/llmhttp/llmhttp/llmhttptest"
 )
 
 // BenchmarkObserver measures the observer path on the happy path of the
@@ -24,7 +25,7 @@ import (
 //   - slog-json: WithLogger at Info to a JSON handler writing to
 //     io.Discard (nothing is logged on the happy path).
 func BenchmarkObserver(b *testing.B) {
-	body := pcBenchBody(1 << 10)
+	body := llmhttptest.ChatBody(1 << 10)
 	noop := &llmhttp.Observer{
 		OnRequest:            func(llmhttp.RequestEvent) {},
 		OnAttemptStart:       func(llmhttp.AttemptEvent) {},
@@ -41,17 +42,17 @@ func BenchmarkObserver(b *testing.B) {
 		name string
 		rt   func() http.RoundTripper
 	}{
-		{"bare", func() http.RoundTripper { return pcBenchBase() }},
-		{"none", func() http.RoundTripper { return llmhttp.New(pcBenchBase()) }},
+		{"bare", func() http.RoundTripper { return llmhttptest.OKTransport() }},
+		{"none", func() http.RoundTripper { return llmhttp.New(llmhttptest.OKTransport()) }},
 		{"empty", func() http.RoundTripper {
-			return llmhttp.New(pcBenchBase(), llmhttp.WithObserver(&llmhttp.Observer{}))
+			return llmhttp.New(llmhttptest.OKTransport(), llmhttp.WithObserver(&llmhttp.Observer{}))
 		}},
-		{"noop", func() http.RoundTripper { return llmhttp.New(pcBenchBase(), llmhttp.WithObserver(noop)) }},
+		{"noop", func() http.RoundTripper { return llmhttp.New(llmhttptest.OKTransport(), llmhttp.WithObserver(noop)) }},
 		{"slog-off", func() http.RoundTripper {
-			return llmhttp.New(pcBenchBase(), llmhttp.WithLogger(slog.New(slog.DiscardHandler)))
+			return llmhttp.New(llmhttptest.OKTransport(), llmhttp.WithLogger(slog.New(slog.DiscardHandler)))
 		}},
 		{"slog-json", func() http.RoundTripper {
-			return llmhttp.New(pcBenchBase(), llmhttp.WithLogger(slog.New(slog.NewJSONHandler(io.Discard, nil))))
+			return llmhttp.New(llmhttptest.OKTransport(), llmhttp.WithLogger(slog.New(slog.NewJSONHandler(io.Discard, nil))))
 		}},
 	}
 	for _, v := range variants {
@@ -65,13 +66,17 @@ func BenchmarkObserver(b *testing.B) {
 				b.ReportAllocs()
 				if !par {
 					for b.Loop() {
-						pcBenchOnce(b, rt, body)
+						if err := llmhttptest.SendChat(rt, body); err != nil {
+							b.Fatal(err)
+						}
 					}
 					return
 				}
 				b.RunParallel(func(pb *testing.PB) {
 					for pb.Next() {
-						pcBenchOnce(b, rt, body)
+						if err := llmhttptest.SendChat(rt, body); err != nil {
+							b.Fatal(err)
+						}
 					}
 				})
 			})

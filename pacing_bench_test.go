@@ -1,10 +1,8 @@
 package llmhttp_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -13,6 +11,7 @@ import (
 	"testing/synctest"
 
 	"github.com/llmhttp/llmhttp"
+	"github.com/llmhttp/llmhttp/llmhttptest"
 )
 
 // BenchmarkPacerOverhead measures what the full chain (New: retry, breaker,
@@ -25,7 +24,7 @@ import (
 // request per call and read the response body to the end.
 func BenchmarkPacerOverhead(b *testing.B) {
 	for _, size := range []int{1 << 10, 100 << 10} {
-		body := pcBenchBody(size)
+		body := llmhttptest.ChatBody(size)
 		for _, chain := range []string{"bare", "pacer", "llmhttp"} {
 			for _, par := range []bool{false, true} {
 				name := fmt.Sprintf("%dKiB/%s/serial", size>>10, chain)
@@ -33,7 +32,7 @@ func BenchmarkPacerOverhead(b *testing.B) {
 					name = fmt.Sprintf("%dKiB/%s/parallel", size>>10, chain)
 				}
 				b.Run(name, func(b *testing.B) {
-					var rt http.RoundTripper = pcBenchBase()
+					var rt http.RoundTripper = llmhttptest.OKTransport()
 					switch chain {
 					case "pacer":
 						rt = llmhttp.New(rt, llmhttp.WithoutRetry(), llmhttp.WithoutBreaker())
@@ -44,13 +43,17 @@ func BenchmarkPacerOverhead(b *testing.B) {
 					b.SetBytes(int64(size))
 					if !par {
 						for b.Loop() {
-							pcBenchOnce(b, rt, body)
+							if err := llmhttptest.SendChat(rt, body); err != nil {
+								b.Fatal(err)
+							}
 						}
 						return
 					}
 					b.RunParallel(func(pb *testing.PB) {
 						for pb.Next() {
-							pcBenchOnce(b, rt, body)
+							if err := llmhttptest.SendChat(rt, body); err != nil {
+								b.Fatal(err)
+							}
 						}
 					})
 				})
@@ -65,7 +68,7 @@ func BenchmarkPacerOverhead(b *testing.B) {
 // with one layer alone, then the whole chain. Each figure less "bare" is
 // what that part adds.
 func BenchmarkLayersOverhead(b *testing.B) {
-	body := pcBenchBody(1 << 10)
+	body := llmhttptest.ChatBody(1 << 10)
 	for _, c := range []struct {
 		name string
 		opts []llmhttp.Option
@@ -78,65 +81,17 @@ func BenchmarkLayersOverhead(b *testing.B) {
 		{"llmhttp", []llmhttp.Option{}},
 	} {
 		b.Run(c.name, func(b *testing.B) {
-			var rt http.RoundTripper = pcBenchBase()
+			var rt http.RoundTripper = llmhttptest.OKTransport()
 			if c.opts != nil {
 				rt = llmhttp.New(rt, c.opts...)
 			}
 			b.ReportAllocs()
 			for b.Loop() {
-				pcBenchOnce(b, rt, body)
+				if err := llmhttptest.SendChat(rt, body); err != nil {
+					b.Fatal(err)
+				}
 			}
 		})
-	}
-}
-
-// pcBenchBody returns a chat request body of about size bytes.
-func pcBenchBody(size int) []byte {
-	head := `{"model":"gpt-bench","max_completion_tokens":256,"messages":[{"role":"user","content":"`
-	tail := `"}]}`
-	return []byte(head + strings.Repeat("lorem ipsum ", max(size-len(head)-len(tail), 0)/12) + tail)
-}
-
-// pcBenchBase is a bare upstream: it reads the request body and answers a
-// canned 200.
-func pcBenchBase() llmhttp.RoundTripFunc {
-	const reply = `{"id":"x","choices":[{"message":{"role":"assistant","content":"hi"}}],"usage":{"prompt_tokens":250,"completion_tokens":12,"total_tokens":262}}`
-	return func(req *http.Request) (*http.Response, error) {
-		if req.Body != nil {
-			io.Copy(io.Discard, req.Body)
-			req.Body.Close()
-		}
-		h := http.Header{
-			"Content-Type":                   {"application/json"},
-			"X-Ratelimit-Limit-Requests":     {"10000"},
-			"X-Ratelimit-Remaining-Requests": {"9999"},
-			"X-Ratelimit-Reset-Requests":     {"6ms"},
-			"X-Ratelimit-Limit-Tokens":       {"30000000"},
-			"X-Ratelimit-Remaining-Tokens":   {"29999000"},
-			"X-Ratelimit-Reset-Tokens":       {"2ms"},
-		}
-		return &http.Response{
-			StatusCode: 200, Status: "200 OK", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-			Header: h, Body: io.NopCloser(strings.NewReader(reply)), ContentLength: int64(len(reply)),
-			Request: req,
-		}, nil
-	}
-}
-
-func pcBenchOnce(b *testing.B, rt http.RoundTripper, body []byte) {
-	req, err := http.NewRequest(http.MethodPost, "https://api.openai.test/v1/chat/completions", bytes.NewReader(body))
-	if err != nil {
-		b.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer sk-bench")
-	resp, err := rt.RoundTrip(req)
-	if err != nil {
-		b.Fatal(err)
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		b.Fatalf("status %d", resp.StatusCode)
 	}
 }
 
