@@ -61,6 +61,12 @@
 // steady request rate the limits allow for a workload: the yardstick a
 // client-side pacer is measured against.
 //
+// # Baseline
+//
+// [OKTransport] answers every request at once with the same 200, with no
+// limits and no state; with [ChatBody] and [SendChat] it is the bare
+// baseline of a benchmark of the RoundTrippers above it.
+//
 // # Time
 //
 // Everything time-based reads the time package: there is no goroutine and
