@@ -214,7 +214,7 @@ func TestPacerStoreSharesBucketsBetweenProcesses(t *testing.T) {
 					rt := p.Wrap(base)
 					for range 40 {
 						wg.Go(func() {
-							req := pcWorkloadRequest(context.Background(), llmhttptest.OpenAI, pcBody(llmhttptest.OpenAI, pcKind{input: 10, maxTokens: 5}))
+							req := llmhttptest.NewRequest(context.Background(), llmhttptest.OpenAI, "", "sk-workload", llmhttptest.Body(llmhttptest.OpenAI, "model", 10, 5))
 							resp, err := rt.RoundTrip(req)
 							require.NoError(t, err)
 							io.Copy(io.Discard, resp.Body)

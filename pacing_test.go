@@ -719,7 +719,7 @@ func TestPacerInfersChargingRule(t *testing.T) {
 				var wg sync.WaitGroup
 				for i := range 120 {
 					wg.Go(func() {
-						req := pcWorkloadRequest(t.Context(), c.prov, pcBody(c.prov, pcMix[i%len(pcMix)]))
+						req := llmhttptest.NewRequest(t.Context(), c.prov, "", "sk-workload", llmhttptest.Body(c.prov, "model", pcMix[i%len(pcMix)].input, pcMix[i%len(pcMix)].maxTokens))
 						status, _, err := pcDo(t, tr, req)
 						assert.NoError(t, err)
 						assert.Equal(t, http.StatusOK, status)

@@ -33,7 +33,7 @@ func TestPacerLearnsWindowFromReset(t *testing.T) {
 			Seed: 1,
 		})
 		tr := llmhttp.New(h.Transport()) // default settings: MaxWait 60 s
-		body := pcBody(llmhttptest.Anthropic, pcKind{input: 2000, maxTokens: 256})
+		body := llmhttptest.Body(llmhttptest.Anthropic, "model", 2000, 256)
 		const n = 90
 		start := time.Now()
 		var mu sync.Mutex
@@ -43,7 +43,7 @@ func TestPacerLearnsWindowFromReset(t *testing.T) {
 		for range 16 {
 			wg.Go(func() {
 				for range next {
-					req := pcWorkloadRequest(context.Background(), llmhttptest.Anthropic, body)
+					req := llmhttptest.NewRequest(context.Background(), llmhttptest.Anthropic, "", "sk-workload", body)
 					resp, err := tr.RoundTrip(req)
 					require.NoError(t, err)
 					io.Copy(io.Discard, resp.Body)
@@ -86,11 +86,11 @@ func TestPacerKeepsMinuteWindow(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := llmhttptest.NewHandler(llmhttptest.Config{Seed: 3})
 		tr := llmhttp.New(h.Transport(), llmhttp.WithPacerSettings(llmhttp.PacerSettings{MaxWait: -1}))
-		body := pcBody(llmhttptest.Anthropic, pcKind{input: 1500, maxTokens: 256})
+		body := llmhttptest.Body(llmhttptest.Anthropic, "model", 1500, 256)
 		var wg sync.WaitGroup
 		for range 40 {
 			wg.Go(func() {
-				req := pcWorkloadRequest(context.Background(), llmhttptest.Anthropic, bytes.Clone(body))
+				req := llmhttptest.NewRequest(context.Background(), llmhttptest.Anthropic, "", "sk-workload", bytes.Clone(body))
 				resp, err := tr.RoundTrip(req)
 				require.NoError(t, err)
 				io.Copy(io.Discard, resp.Body)

@@ -1,7 +1,6 @@
 package llmhttp_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -214,7 +213,7 @@ func pcRunWorkload(w pcWorkload, mode string) pcResult {
 
 	bodies := make([][]byte, len(pcMix))
 	for i, k := range pcMix {
-		bodies[i] = pcBody(w.provider, k)
+		bodies[i] = llmhttptest.Body(w.provider, "model", k.input, k.maxTokens)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -225,7 +224,7 @@ func pcRunWorkload(w pcWorkload, mode string) pcResult {
 	)
 	send := func(client http.RoundTripper, i int) {
 		start := time.Now()
-		req := pcWorkloadRequest(ctx, w.provider, bodies[i%len(bodies)])
+		req := llmhttptest.NewRequest(ctx, w.provider, "", "sk-workload", bodies[i%len(bodies)])
 		resp, err := client.RoundTrip(req)
 		ok, local := false, false
 		if err == nil {
@@ -363,38 +362,6 @@ func pcUpfront(p llmhttptest.Provider) llmhttp.Limits {
 	}
 	l := pcOpenAILimits
 	return llmhttp.Limits{Requests: llmhttp.Limit{Limit: l.RPM}, Tokens: llmhttp.Limit{Limit: l.TPM}}
-}
-
-// pcBody returns a request body of kind k for provider p: a prompt of
-// exactly k.input tokens (4 characters each) and max_tokens k.maxTokens.
-func pcBody(p llmhttptest.Provider, k pcKind) []byte {
-	text := strings.Repeat("abc ", int(k.input))
-	mt := strconv.FormatInt(k.maxTokens, 10)
-	if p == llmhttptest.Anthropic {
-		return []byte(`{"model":"model","max_tokens":` + mt + `,"messages":[{"role":"user","content":"` + text + `"}]}`)
-	}
-	return []byte(`{"model":"model","max_completion_tokens":` + mt + `,"messages":[{"role":"user","content":"` + text + `"}]}`)
-}
-
-// pcWorkloadRequest returns a request of body for provider p, with GetBody
-// set (as the SDKs set it).
-func pcWorkloadRequest(ctx context.Context, p llmhttptest.Provider, body []byte) *http.Request {
-	url := "https://api.openai.test/v1/chat/completions"
-	if p == llmhttptest.Anthropic {
-		url = "https://api.anthropic.test/v1/messages"
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		panic(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if p == llmhttptest.Anthropic {
-		req.Header.Set("X-Api-Key", "sk-ant-workload")
-		req.Header.Set("Anthropic-Version", "2023-06-01")
-	} else {
-		req.Header.Set("Authorization", "Bearer sk-workload")
-	}
-	return req
 }
 
 // pcSDKRetry is the official SDKs' own retry loop, for comparison: two

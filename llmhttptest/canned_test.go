@@ -54,3 +54,27 @@ type readCloser struct {
 }
 
 func (r *readCloser) Close() error { r.closed = true; return nil }
+
+// Body's prompt counts exactly the tokens asked, and NewRequest reaches
+// each provider's endpoint with its credential.
+func TestBodyAndNewRequest(t *testing.T) {
+	h := llmhttptest.NewHandler(llmhttptest.Config{})
+	for _, p := range []llmhttptest.Provider{llmhttptest.Anthropic, llmhttptest.OpenAI} {
+		req := llmhttptest.NewRequest(t.Context(), p, "", "sk-test", llmhttptest.Body(p, "model", 123, 5))
+		require.NotNil(t, req.GetBody)
+		resp, err := h.Transport().RoundTrip(req)
+		require.NoError(t, err)
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode, string(b))
+		if p == llmhttptest.Anthropic {
+			assert.Contains(t, string(b), `"input_tokens":123`)
+		} else {
+			assert.Contains(t, string(b), `"prompt_tokens":123`)
+		}
+	}
+	assert.Equal(t, "http://127.0.0.1:1/v1/messages",
+		llmhttptest.NewRequest(t.Context(), llmhttptest.Anthropic, "http://127.0.0.1:1", "k", nil).URL.String())
+	assert.Panics(t, func() { llmhttptest.NewRequest(t.Context(), llmhttptest.OpenAI, "://bad", "k", nil) })
+}

@@ -1,14 +1,11 @@
 package redis_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -138,7 +135,7 @@ func runFleet(c fleetConfig) fleetResult {
 	}
 	bodies := make([][]byte, len(mix))
 	for i, k := range mix {
-		bodies[i] = body(c.provider, k)
+		bodies[i] = llmhttptest.Body(c.provider, "model", k.input, k.maxTokens)
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -150,7 +147,7 @@ func runFleet(c fleetConfig) fleetResult {
 	)
 	send := func(client *http.Client, i int) {
 		start := time.Now()
-		resp, err := client.Do(request(ctx, c.provider, bodies[i%len(bodies)]))
+		resp, err := client.Do(llmhttptest.NewRequest(ctx, c.provider, "", "sk-fleet", bodies[i%len(bodies)]))
 		ok, local := false, false
 		if err == nil {
 			io.Copy(io.Discard, resp.Body)
@@ -242,35 +239,4 @@ func quantile(xs []float64, q float64) float64 {
 		return 0
 	}
 	return xs[min(int(q*float64(len(xs))), len(xs)-1)]
-}
-
-// body returns a request body of kind k: a prompt of exactly k.input tokens
-// (4 characters each) and max_tokens k.maxTokens.
-func body(p llmhttptest.Provider, k kind) []byte {
-	text := strings.Repeat("abc ", int(k.input))
-	mt := strconv.FormatInt(k.maxTokens, 10)
-	if p == llmhttptest.Anthropic {
-		return []byte(`{"model":"model","max_tokens":` + mt + `,"messages":[{"role":"user","content":"` + text + `"}]}`)
-	}
-	return []byte(`{"model":"model","max_completion_tokens":` + mt + `,"messages":[{"role":"user","content":"` + text + `"}]}`)
-}
-
-// request returns a request of body for provider p, all on one key.
-func request(ctx context.Context, p llmhttptest.Provider, b []byte) *http.Request {
-	url := "https://api.openai.test/v1/chat/completions"
-	if p == llmhttptest.Anthropic {
-		url = "https://api.anthropic.test/v1/messages"
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(b))
-	if err != nil {
-		panic(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if p == llmhttptest.Anthropic {
-		req.Header.Set("X-Api-Key", "sk-ant-fleet")
-		req.Header.Set("Anthropic-Version", "2023-06-01")
-	} else {
-		req.Header.Set("Authorization", "Bearer sk-fleet")
-	}
-	return req
 }
