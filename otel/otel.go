@@ -134,58 +134,57 @@ func NewObserver(opts ...Option) (*llmhttp.Observer, error) {
 	m := c.mp.Meter(ScopeName)
 	r := &recorder{}
 	var err error
-	errs := func(e error) {
+	keep := func(e error) {
 		if err == nil {
 			err = e
 		}
 	}
+	counter := func(name, unit, desc string) metric.Int64Counter {
+		c, e := m.Int64Counter(name, metric.WithUnit(unit), metric.WithDescription(desc))
+		keep(e)
+		return c
+	}
+	gauge := func(name, desc string) metric.Int64Gauge {
+		g, e := m.Int64Gauge(name, metric.WithUnit("1"), metric.WithDescription(desc))
+		keep(e)
+		return g
+	}
+	seconds := func(name, desc string) metric.Float64Histogram {
+		h, e := m.Float64Histogram(name, metric.WithUnit("s"), metric.WithDescription(desc),
+			metric.WithExplicitBucketBoundaries(durationBuckets...))
+		keep(e)
+		return h
+	}
 	var e error
-	r.attemptDur, e = m.Float64Histogram("http.client.request.duration", metric.WithUnit("s"),
-		metric.WithDescription("Duration of HTTP client requests: one per attempt sent to the server."),
-		metric.WithExplicitBucketBoundaries(durationBuckets...))
-	errs(e)
+	r.attemptDur = seconds("http.client.request.duration",
+		"Duration of HTTP client requests: one per attempt sent to the server.")
 	r.tokens, e = m.Int64Histogram("gen_ai.client.token.usage", metric.WithUnit("{token}"),
 		metric.WithDescription("Number of input and output tokens used."),
 		metric.WithExplicitBucketBoundaries(tokenBuckets...))
-	errs(e)
-	r.operationDur, e = m.Float64Histogram("gen_ai.client.operation.duration", metric.WithUnit("s"),
-		metric.WithDescription("GenAI operation duration: the whole request, retries and waits included."),
-		metric.WithExplicitBucketBoundaries(durationBuckets...))
-	errs(e)
-	r.requests, e = m.Int64Counter("llmhttp.client.requests", metric.WithUnit("{request}"),
-		metric.WithDescription("Requests carried by llmhttp, by the class of their final answer."))
-	errs(e)
-	r.retries, e = m.Int64Counter("llmhttp.client.retries", metric.WithUnit("{retry}"),
-		metric.WithDescription("Retries made by llmhttp, by the class of the attempt retried."))
-	errs(e)
-	r.waitDur, e = m.Float64Histogram("llmhttp.client.wait.duration", metric.WithUnit("s"),
-		metric.WithDescription("Time requests waited in llmhttp, by cause."),
-		metric.WithExplicitBucketBoundaries(durationBuckets...))
-	errs(e)
-	r.refusals, e = m.Int64Counter("llmhttp.client.refusals", metric.WithUnit("{refusal}"),
-		metric.WithDescription("Local replies llmhttp made instead of sending a request, by reason."))
-	errs(e)
-	r.gateClosures, e = m.Int64Counter("llmhttp.client.gate.closures", metric.WithUnit("{closure}"),
-		metric.WithDescription("Times a response closed (or extended) a partition's gate."))
-	errs(e)
-	r.breakerState, e = m.Int64Gauge("llmhttp.client.breaker.state", metric.WithUnit("1"),
-		metric.WithDescription("State of a circuit: 0 closed, 1 half-open, 2 open."))
-	errs(e)
-	r.transitions, e = m.Int64Counter("llmhttp.client.breaker.transitions", metric.WithUnit("{transition}"),
-		metric.WithDescription("Changes of a circuit's state, by the state entered."))
-	errs(e)
+	keep(e)
+	r.operationDur = seconds("gen_ai.client.operation.duration",
+		"GenAI operation duration: the whole request, retries and waits included.")
+	r.requests = counter("llmhttp.client.requests", "{request}",
+		"Requests carried by llmhttp, by the class of their final answer.")
+	r.retries = counter("llmhttp.client.retries", "{retry}",
+		"Retries made by llmhttp, by the class of the attempt retried.")
+	r.waitDur = seconds("llmhttp.client.wait.duration", "Time requests waited in llmhttp, by cause.")
+	r.refusals = counter("llmhttp.client.refusals", "{refusal}",
+		"Local replies llmhttp made instead of sending a request, by reason.")
+	r.gateClosures = counter("llmhttp.client.gate.closures", "{closure}",
+		"Times a response closed (or extended) a partition's gate.")
+	r.breakerState = gauge("llmhttp.client.breaker.state", "State of a circuit: 0 closed, 1 half-open, 2 open.")
+	r.transitions = counter("llmhttp.client.breaker.transitions", "{transition}",
+		"Changes of a circuit's state, by the state entered.")
 	r.budgetUse, e = m.Float64Gauge("llmhttp.client.budget.utilization", metric.WithUnit("1"),
 		metric.WithDescription("Fraction of a budget used, as of its last threshold crossing."))
-	errs(e)
-	r.thresholds, e = m.Int64Counter("llmhttp.client.budget.thresholds", metric.WithUnit("{crossing}"),
-		metric.WithDescription("Times a budget's use reached one of its thresholds."))
-	errs(e)
-	r.storeFalls, e = m.Int64Counter("llmhttp.client.store.fallbacks", metric.WithUnit("{fallback}"),
-		metric.WithDescription("Times a shared store fell back to local state because it failed or was too slow."))
-	errs(e)
-	r.storeShared, e = m.Int64Gauge("llmhttp.client.store.shared", metric.WithUnit("1"),
-		metric.WithDescription("1 while a shared store's state is shared, 0 while it has fallen back to local state."))
-	errs(e)
+	keep(e)
+	r.thresholds = counter("llmhttp.client.budget.thresholds", "{crossing}",
+		"Times a budget's use reached one of its thresholds.")
+	r.storeFalls = counter("llmhttp.client.store.fallbacks", "{fallback}",
+		"Times a shared store fell back to local state because it failed or was too slow.")
+	r.storeShared = gauge("llmhttp.client.store.shared",
+		"1 while a shared store's state is shared, 0 while it has fallen back to local state.")
 	if err != nil {
 		return nil, err
 	}
