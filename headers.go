@@ -238,6 +238,28 @@ func headerCode(k string) int {
 	return codeNone
 }
 
+// mayBeLimitKey reports whether the canonical header name k may be one
+// headerCode knows, from its first bytes: every one of those is Date or
+// starts with "An" (Anthropic-…), "Ra" (Ratelimit…), "X-Ra" (X-Ratelimit…)
+// or "X-T" (X-Tokenlimit-…). It turns away Content-Type, Cf-Ray,
+// X-Request-Id, Retry-After and the like in a comparison or two.
+func mayBeLimitKey(k string) bool {
+	if len(k) < len("Date") {
+		return false
+	}
+	switch k[0] {
+	case 'A':
+		return k[1] == 'n'
+	case 'D':
+		return len(k) == len("Date")
+	case 'R':
+		return k[1] == 'a'
+	case 'X':
+		return k[2] == 'R' && k[3] == 'a' || k[2] == 'T'
+	}
+	return false
+}
+
 // rawLimits holds the header values ParseLimits reads, collected in one pass
 // over the header map.
 type rawLimits struct {
@@ -250,10 +272,12 @@ type rawLimits struct {
 
 // collect fills r from h. Like [http.Header.Get] it sees only canonical keys
 // and the first value of each; the structured RateLimit fields keep every
-// line, since a list may be split across lines.
+// line, since a list may be split across lines. Most of a response's
+// headers are not rate limits: mayBeLimitKey turns those away before
+// headerCode.
 func (r *rawLimits) collect(h http.Header) {
 	for k, vv := range h {
-		if len(vv) == 0 {
+		if len(vv) == 0 || !mayBeLimitKey(k) {
 			continue
 		}
 		switch c := headerCode(k); c {
@@ -293,7 +317,7 @@ func (p *limitsParser) reference() time.Time {
 	p.refSet = true
 	p.ref = p.now
 	if s := strings.TrimSpace(p.date); s != "" {
-		if d, err := http.ParseTime(s); err == nil {
+		if d, err := parseHTTPDate(s); err == nil {
 			if skew := d.Sub(p.now); skew > clockSkewTolerance || skew < -clockSkewTolerance {
 				p.ref = d
 			}
@@ -324,9 +348,12 @@ func (p *limitsParser) reset(s string, epoch bool) (time.Duration, bool) {
 		return 0, false
 	}
 	if looksRFC3339(s) {
-		t, err := time.Parse(time.RFC3339Nano, s)
-		if err != nil {
-			return 0, false
+		t, ok := parseRFC3339(s)
+		if !ok {
+			var err error
+			if t, err = time.Parse(time.RFC3339Nano, s); err != nil {
+				return 0, false
+			}
 		}
 		return p.absolute(t)
 	}
@@ -344,7 +371,7 @@ func (p *limitsParser) reset(s string, epoch bool) (time.Duration, bool) {
 		}
 		return floatToDuration(f, time.Second), true
 	}
-	if d, ok := parseWholeDuration(s); ok {
+	if d, ok := parseShortDuration(s); ok {
 		return d, true
 	}
 	d, err := time.ParseDuration(s)
@@ -354,76 +381,32 @@ func (p *limitsParser) reset(s string, epoch bool) (time.Duration, bool) {
 	return d, true
 }
 
-// parseWholeDuration parses the common shape of a Go duration in a reset
-// ("6ms", "1s", "6m0s", "1h2m3s"): whole numbers of h, m, s and ms, adding
-// up to at most maxResetAhead. It reports false for anything else (a
-// fraction, another unit, a sign, a longer duration), which
-// [time.ParseDuration] then parses; what it accepts it parses to the same
-// value.
-func parseWholeDuration(s string) (time.Duration, bool) {
-	if s == "" {
-		return 0, false
-	}
-	var d time.Duration
-	for s != "" {
-		i := 0
-		var n int64
-		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			if i == 6 {
-				return 0, false // 10⁶ hours would overflow below
-			}
-			n = n*10 + int64(s[i]-'0')
-			i++
-		}
-		if i == 0 {
-			return 0, false
-		}
-		s = s[i:]
-		var unit time.Duration
-		switch {
-		case len(s) >= 2 && s[0] == 'm' && s[1] == 's':
-			unit, s = time.Millisecond, s[2:]
-		case len(s) >= 1 && s[0] == 's':
-			unit, s = time.Second, s[1:]
-		case len(s) >= 1 && s[0] == 'm':
-			unit, s = time.Minute, s[1:]
-		case len(s) >= 1 && s[0] == 'h':
-			unit, s = time.Hour, s[1:]
-		default:
-			return 0, false
-		}
-		if d += time.Duration(n) * unit; d > maxResetAhead {
-			return 0, false
-		}
-	}
-	return d, true
-}
-
 // dim parses one dimension into l, which must be zero. A negative capacity
 // is a server saying it does not know (Azure's -1, sent with a placeholder 0
 // remaining), so it makes the whole dimension unknown; a negative remaining
 // makes only that unknown.
-func (p *limitsParser) dim(l *Limit, raw *[3]string, window time.Duration, epoch bool) {
-	if s := trimSpace(raw[partLimit]); s != "" {
-		v, ok := parseInt(s)
-		if ok && v < 0 {
-			return
+//
+// It returns how long from now the reset is (l.Reset is now plus that), or
+// 0 when there is none.
+func (p *limitsParser) dim(l *Limit, raw *[3]string, window time.Duration, epoch bool) (resetIn time.Duration) {
+	if v, ok := parseTrimmedInt(raw[partLimit]); ok {
+		if v < 0 {
+			return 0
 		}
-		if ok {
-			l.Limit = v
-		}
+		l.Limit = v
 	}
-	if v, ok := parseInt(trimSpace(raw[partRemaining])); ok && v >= 0 {
+	if v, ok := parseTrimmedInt(raw[partRemaining]); ok && v >= 0 {
 		l.Remaining, l.HasRemaining = v, true
 	}
 	if raw[partReset] != "" {
 		if d, ok := p.reset(raw[partReset], epoch); ok {
-			l.Reset = p.now.Add(d)
+			l.Reset, resetIn = p.now.Add(d), d
 		}
 	}
 	if l.Known() {
 		l.Window = window
 	}
+	return resetIn
 }
 
 // perDay reports whether an x-ratelimit bucket is counted per day rather than
@@ -443,8 +426,12 @@ func (p *limitsParser) dim(l *Limit, raw *[3]string, window time.Duration, epoch
 // The reset is first lowered by a second, its coarsest rounding (Azure sends
 // whole seconds, OpenAI milliseconds), so that a nearly full large bucket
 // whose tiny reset was rounded up is not taken for a per-day one.
-func (p *limitsParser) perDay(l *Limit, requests bool) bool {
-	if l.Reset.IsZero() {
+//
+// resetIn is what dim returned. Reset.Sub(now) is never more than it
+// (it is less only when now.Add saturated), so the common reset under a
+// second is decided without the subtraction.
+func (p *limitsParser) perDay(l *Limit, resetIn time.Duration, requests bool) bool {
+	if l.Reset.IsZero() || resetIn <= time.Second {
 		return false
 	}
 	d := l.Reset.Sub(p.now) - time.Second
@@ -482,11 +469,14 @@ func (lr *limitsReader) read(h http.Header, now time.Time) {
 
 // dim parses header dimension i into l, which must be zero, and reports
 // whether it is known (see Limit.Known); l stays zero when it is not. Each
-// dimension must be parsed at most once.
+// dimension must be parsed at most once. It is small enough to be inlined,
+// so a dimension the response does not carry costs a bit test.
 func (lr *limitsReader) dim(i int, l *Limit) bool {
-	if lr.r.has&(1<<i) == 0 {
-		return false
-	}
+	return lr.r.has&(1<<i) != 0 && lr.parseDim(i, l)
+}
+
+// parseDim is dim for a dimension the response has a value for.
+func (lr *limitsReader) parseDim(i int, l *Limit) bool {
 	window, epoch := time.Minute, false
 	switch i {
 	case dimGeneric, dimDraft06:
@@ -500,16 +490,20 @@ func (lr *limitsReader) dim(i int, l *Limit) bool {
 		// Draft-06 allowed a policy after the limit ("100, 100;w=60").
 		lr.r.v[i][partLimit], _, _ = strings.Cut(lr.r.v[i][partLimit], ",")
 	}
-	lr.p.dim(l, &lr.r.v[i], window, epoch)
-	if (i == dimOAIRequests || i == dimOAITokens || i == dimOAIProject) && lr.p.perDay(l, i == dimOAIRequests) {
+	resetIn := lr.p.dim(l, &lr.r.v[i], window, epoch)
+	if (i == dimOAIRequests || i == dimOAITokens || i == dimOAIProject) && lr.p.perDay(l, resetIn, i == dimOAIRequests) {
 		l.Window = day
 	}
 	return l.Known()
 }
 
+// hasIETF reports whether the response has an IETF RateLimit or
+// RateLimit-Policy field.
+func (lr *limitsReader) hasIETF() bool { return len(lr.r.rateLimit) > 0 || len(lr.r.policy) > 0 }
+
 // ietf parses the IETF RateLimit and RateLimit-Policy fields.
 func (lr *limitsReader) ietf() (req, perDay, tok Limit) {
-	if len(lr.r.rateLimit) > 0 || len(lr.r.policy) > 0 {
+	if lr.hasIETF() {
 		return ietfLimits(lr.r.policy, lr.r.rateLimit, lr.p.now)
 	}
 	return Limit{}, Limit{}, Limit{}
@@ -595,7 +589,7 @@ func parseLimits(h http.Header, now time.Time, l *Limits) {
 	case lr.dim(dimMistralReq, &l.Requests):
 	case lr.dim(dimGeneric, &l.Requests):
 	case lr.dim(dimDraft06, &l.Requests):
-	default:
+	case lr.hasIETF(): // without the fields, every IETF dimension is zero
 		ietfReq, ietfDay, ietfTok = lr.ietf()
 		ietfDone = true
 		l.Requests, l.RequestsPerDay = ietfReq, ietfDay
@@ -603,7 +597,7 @@ func parseLimits(h http.Header, now time.Time, l *Limits) {
 
 	lr.dim(dimAnthInput, &l.InputTokens)
 	lr.dim(dimAnthOutput, &l.OutputTokens)
-	if !lr.tokens(l) {
+	if !lr.tokens(l) && lr.hasIETF() {
 		if !ietfDone {
 			_, _, ietfTok = lr.ietf()
 		}
@@ -616,15 +610,15 @@ func parseLimits(h http.Header, now time.Time, l *Limits) {
 	lr.dim(dimAnthFastOut, &l.FastOutputTokens)
 }
 
-// tokens sets l.Tokens from the first token family present, the Anthropic
-// input and output tokens parsed already, and reports false when there is
-// none.
+// tokens sets l.Tokens from the first token family present and reports
+// false when there is none. Anthropic's input and output tokens, parsed
+// already, come first: when either is known, l.Tokens stays zero (the
+// combined bucket is then not even parsed).
 func (lr *limitsReader) tokens(l *Limits) bool {
-	var anthTok Limit
-	if lr.dim(dimAnthTokens, &anthTok) || l.InputTokens.Known() || l.OutputTokens.Known() {
-		if !l.InputTokens.Known() && !l.OutputTokens.Known() {
-			l.Tokens = anthTok
-		}
+	if l.InputTokens.Known() || l.OutputTokens.Known() {
+		return true // Anthropic's combined tokens are left out
+	}
+	if lr.dim(dimAnthTokens, &l.Tokens) {
 		return true
 	}
 	var proj Limit
@@ -765,12 +759,6 @@ func ServerDelay(h http.Header, now time.Time) (time.Duration, bool) {
 	return 0, false
 }
 
-// looksRFC3339 reports whether s has the shape of an RFC 3339 date-time
-// ("2006-01-02T…"), as opposed to a number or a duration.
-func looksRFC3339(s string) bool {
-	return len(s) >= 20 && s[4] == '-' && s[7] == '-' && (s[10] == 'T' || s[10] == 't')
-}
-
 // trimSpace is strings.TrimSpace, without a call for the common value that
 // starts and ends with a printable ASCII byte.
 func trimSpace(s string) string {
@@ -778,6 +766,17 @@ func trimSpace(s string) string {
 		return s
 	}
 	return strings.TrimSpace(s)
+}
+
+// parseTrimmedInt is parseInt of s with surrounding white space trimmed.
+func parseTrimmedInt(s string) (int64, bool) {
+	if s == "" {
+		return 0, false
+	}
+	if v, ok := parseInt(s); ok {
+		return v, true // nothing to trim
+	}
+	return parseInt(strings.TrimSpace(s))
 }
 
 // parseInt parses an optionally negative decimal integer without building an
@@ -790,18 +789,18 @@ func parseInt(s string) (int64, bool) {
 	if s == "" || len(s) > 19 {
 		return 0, false
 	}
-	var v int64
+	var u uint64 // nineteen digits fit: 10¹⁹ − 1 < 2⁶⁴
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < '0' || c > '9' {
+		c := s[i] - '0'
+		if c > 9 {
 			return 0, false
 		}
-		// Eighteen digits cannot overflow: only longer numbers are checked.
-		if len(s) > 18 && v > (math.MaxInt64-int64(c-'0'))/10 {
-			return 0, false
-		}
-		v = v*10 + int64(c-'0')
+		u = u*10 + uint64(c)
 	}
+	if u > math.MaxInt64 {
+		return 0, false
+	}
+	v := int64(u)
 	if neg {
 		v = -v
 	}
@@ -812,6 +811,9 @@ func parseInt(s string) (int64, bool) {
 // fraction and exponent ("6", "7.66", ".5", "1e3"). Signs, NaN, Inf, hex and
 // underscores are rejected. A number too large for a float64 is +Inf.
 func parseDecimal(s string) (float64, bool) {
+	if s == "" || !isDigit(s[len(s)-1]) && s[len(s)-1] != '.' {
+		return 0, false // a quick no for durations ("6ms") and dates
+	}
 	i, digits := 0, 0
 	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
 		i, digits = i+1, digits+1

@@ -1,6 +1,10 @@
 package llmhttp_test
 
 import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -221,6 +225,203 @@ func FuzzServerDelay(f *testing.F) {
 		h2["X-Fuzz-Unrelated"] = []string{"0"}
 		if d2, ok2 := llmhttp.ServerDelay(h2, now); d2 != d || !ok2 {
 			t.Fatalf("an unrelated header changed ServerDelay: %v then %v, %v", d, d2, ok2)
+		}
+	})
+}
+
+// hdKnownKeys returns every header key the reference ParseLimits reads: the
+// case labels of refHeaderCode in headers_ref_test.go.
+func hdKnownKeys(tb testing.TB) []string {
+	tb.Helper()
+	file, err := parser.ParseFile(token.NewFileSet(), "headers_ref_test.go", nil, 0)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var keys []string
+	for _, d := range file.Decls {
+		if fn, ok := d.(*ast.FuncDecl); ok && fn.Name.Name == "refHeaderCode" {
+			ast.Inspect(fn, func(n ast.Node) bool {
+				if cc, ok := n.(*ast.CaseClause); ok {
+					for _, e := range cc.List {
+						k, err := strconv.Unquote(e.(*ast.BasicLit).Value)
+						if err != nil {
+							tb.Fatal(err)
+						}
+						keys = append(keys, k)
+					}
+				}
+				return true
+			})
+		}
+	}
+	if len(keys) < 50 {
+		tb.Fatalf("found %d keys in refHeaderCode", len(keys))
+	}
+	return keys
+}
+
+// hdSameNows returns the instants FuzzParseLimitsSame parses h at: the one
+// from the fuzz input, and, so that absolute resets land near now (within
+// 48 hours either way, or just beyond) rather than decades away, one around
+// the first RFC 3339 or Unix-time value of h and one around its Date.
+func hdSameNows(h http.Header, sec int64, nsec uint32) []time.Time {
+	nows := []time.Time{hdFuzzNow(sec, nsec)}
+	const span = int64(100 * time.Hour)
+	offset := time.Duration(sec%span) - 50*time.Hour + time.Duration(nsec)
+	for k, vv := range h {
+		if k == "Date" || len(vv) == 0 {
+			continue
+		}
+		v := strings.TrimSpace(vv[0])
+		if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+			nows = append(nows, t.Add(offset))
+			break
+		}
+		if f, err := strconv.ParseFloat(v, 64); err == nil && f > 1e9 && f < 1e16 {
+			t := time.Unix(int64(f), 0)
+			if f > 1e12 {
+				t = time.UnixMilli(int64(f))
+			}
+			nows = append(nows, t.Add(offset))
+			break
+		}
+	}
+	if vv := h["Date"]; len(vv) > 0 {
+		if t, err := http.ParseTime(strings.TrimSpace(vv[0])); err == nil {
+			nows = append(nows, t.Add(time.Duration(nsec%6000)*time.Millisecond-3*time.Second))
+		}
+	}
+	return nows
+}
+
+// hdSameCheck fails t unless ParseLimits and ServerDelay give exactly what
+// the reference implementation gives for h at now.
+func hdSameCheck(t *testing.T, h http.Header, now time.Time) {
+	t.Helper()
+	if got, want := llmhttp.ParseLimits(h, now), llmhttp.RefParseLimits(h, now); got != want {
+		t.Fatalf("ParseLimits at %v differs from the reference:\n got %+v\nwant %+v", now, got, want)
+	}
+	d, ok := llmhttp.ServerDelay(h, now)
+	if rd, rok := llmhttp.RefServerDelay(h, now); d != rd || ok != rok {
+		t.Fatalf("ServerDelay at %v = %v, %v; the reference gives %v, %v", now, d, ok, rd, rok)
+	}
+}
+
+// hdSameSeeds are header blocks of every value shape the fast paths of
+// ParseLimits handle, and of near misses they must leave to the general
+// parsers.
+var hdSameSeeds = []string{
+	"anthropic-ratelimit-requests-reset: 2025-08-21T12:40:59.123456789Z\nanthropic-ratelimit-requests-remaining: 0",
+	"anthropic-ratelimit-requests-reset: 2025-08-21T12:40:59.1234567891Z\nanthropic-ratelimit-requests-remaining: 0",
+	"anthropic-ratelimit-tokens-reset: 2025-08-21T14:40:59+02:00\nanthropic-ratelimit-tokens-remaining: 0",
+	"anthropic-ratelimit-tokens-reset: 2025-08-21T10:40:59.5-02:00\nanthropic-ratelimit-tokens-remaining: 0",
+	"anthropic-ratelimit-tokens-reset: 2025-08-21t12:40:59z\nanthropic-ratelimit-tokens-remaining: 0",
+	"anthropic-ratelimit-tokens-reset: 2025-08-21T12:40:59,5Z\nanthropic-ratelimit-tokens-remaining: 0",
+	"anthropic-ratelimit-tokens-reset: 2024-02-29T23:59:59Z\nanthropic-ratelimit-tokens-remaining: 0",
+	"anthropic-ratelimit-tokens-reset: 2025-02-29T23:59:59Z\nanthropic-ratelimit-tokens-remaining: 0",
+	"anthropic-ratelimit-tokens-reset: 2025-08-21T24:00:00Z\nanthropic-ratelimit-tokens-remaining: 0",
+	"anthropic-ratelimit-tokens-reset: 2025-08-21T12:40:60Z\nanthropic-ratelimit-tokens-remaining: 0",
+	"anthropic-ratelimit-tokens-reset: 2025-08-21T12:40:59+24:00\nanthropic-ratelimit-tokens-remaining: 0",
+	"anthropic-ratelimit-tokens-reset: 2025-08-21T2:40:59.5Z\nanthropic-ratelimit-tokens-remaining: 0",
+	"date: Thu, 21 Aug 2025 12:40:58 GMT\nanthropic-ratelimit-requests-reset: 2025-08-21T12:40:59Z\nanthropic-ratelimit-requests-remaining: 0",
+	"date: thu, 21 aug 2025 12:40:58 GMT\nanthropic-ratelimit-requests-reset: 2025-08-21T12:40:59Z\nanthropic-ratelimit-requests-remaining: 0",
+	"date: Thu, 21 Aug 2025 12:40:58.5 GMT\nanthropic-ratelimit-requests-reset: 2025-08-21T12:40:59Z\nanthropic-ratelimit-requests-remaining: 0",
+	"date: Thu, 21 Aug 2025 2:40:58 GMT\nanthropic-ratelimit-requests-reset: 2025-08-21T12:40:59Z\nanthropic-ratelimit-requests-remaining: 0",
+	"date: Fri, 29 Feb 2025 12:40:58 GMT\nanthropic-ratelimit-requests-reset: 2025-08-21T12:40:59Z\nanthropic-ratelimit-requests-remaining: 0",
+	"date: Thursday, 21-Aug-25 12:40:58 GMT\nanthropic-ratelimit-requests-reset: 2025-08-21T12:40:59Z\nanthropic-ratelimit-requests-remaining: 0",
+	"date: Thu Aug 21 12:40:58 2025\nx-ratelimit-reset: 1755780060\nx-ratelimit-remaining: 0",
+	"x-ratelimit-reset-requests: 2m59.56s\nx-ratelimit-remaining-requests: 0\nx-ratelimit-reset-tokens: 7.66s\nx-ratelimit-remaining-tokens: 0",
+	"x-ratelimit-reset-requests: 1h2m3.123456789s\nx-ratelimit-reset-tokens: 1.0000000001s\nx-ratelimit-remaining-tokens: 0",
+	"x-ratelimit-reset-requests: .5s\nx-ratelimit-reset-tokens: 5.s\nx-ratelimit-remaining-tokens: 0",
+	"x-ratelimit-reset-requests: 0.001ms\nx-ratelimit-reset-tokens: 47h59m59.999999999s\nx-ratelimit-remaining-tokens: 0",
+	"x-ratelimit-reset-requests: 48h0.000000001s\nx-ratelimit-reset-tokens: 1.5h\nx-ratelimit-remaining-tokens: 0",
+	"x-ratelimit-reset-requests: 1µs\nx-ratelimit-reset-tokens: +1s\nx-ratelimit-remaining-tokens: 0",
+	"x-ratelimit-reset: 1755780060123\nx-ratelimit-remaining: 0\nx-ratelimit-limit: 10",
+	"Anthropic-Ratelimit-Requests-Remainin: 0\nX-Ratelimit-Remaining-Request: 0\nRatelimit-Remainingg: 0\nDat: x",
+	"Content-Type: application/json\nX-Ratelimit-Limit-Requests: 10000\nX-Ratelimit-Remaining-Requests: 9999\nX-Ratelimit-Reset-Requests: 6ms\nX-Ratelimit-Limit-Tokens: 30000000\nX-Ratelimit-Remaining-Tokens: 29999000\nX-Ratelimit-Reset-Tokens: 2ms",
+}
+
+// FuzzParseLimitsSame checks that ParseLimits and ServerDelay, tuned for
+// speed, give exactly the results of the reference implementation in
+// headers_ref_test.go for random header blocks.
+func FuzzParseLimitsSame(f *testing.F) {
+	at := int64(1755780058) // 2025-08-21T12:40:58Z, the fixtures' Date
+	for i, s := range append(hdFuzzSeeds, hdSameSeeds...) {
+		f.Add(s, at+int64(i), uint32(i)*123456789)
+	}
+	for i, k := range hdKnownKeys(f) {
+		f.Add(k+": 5", at, uint32(i))
+	}
+	f.Fuzz(func(t *testing.T, block string, sec int64, nsec uint32) {
+		h := hdFuzzHeader(block)
+		for _, now := range hdSameNows(h, sec, nsec) {
+			hdSameCheck(t, h, now)
+		}
+	})
+}
+
+// TestParseLimitsSameEveryKey checks every key the reference reads, alone,
+// with values of each kind, against the reference, and that each one is
+// read: a fast filter of keys must not drop any.
+func TestParseLimitsSameEveryKey(t *testing.T) {
+	now := time.Date(2025, 8, 21, 12, 40, 58, 5e8, time.UTC)
+	// Instants a fuzzer does not reach: with a monotonic reading, the zero
+	// Time, and the last minute before time.Time's seconds saturate (a
+	// reset added to it is clamped).
+	const unixToInternal = (1969*365 + 1969/4 - 1969/100 + 1969/400) * 24 * 3600
+	odd := []time.Time{time.Now(), {}, time.Unix(math.MaxInt64-unixToInternal-60, 0)}
+	for _, k := range hdKnownKeys(t) {
+		for _, v := range []string{"5", "0", "-1", " 7 ", "\u00a07\u00a0", "12ms", "7.66s", "2m", "1755780060", "2025-08-21T12:40:59Z", "Thu, 21 Aug 2025 12:40:50 GMT", `"a";r=0;t=3`, `"a";q=9;w=60`} {
+			h := http.Header{k: {v}}
+			hdSameCheck(t, h, now)
+			for _, now := range odd {
+				hdSameCheck(t, http.Header{k: {v}, "Content-Type": {"text/plain"}}, now)
+			}
+			h["Date"] = []string{"Thu, 21 Aug 2025 12:40:50 GMT"}
+			hdSameCheck(t, h, now)
+			hdSameCheck(t, http.Header{strings.ToLower(k): {v}}, now)
+		}
+		switch k {
+		case "Date", "Ratelimit", "Ratelimit-Policy":
+		default:
+			if llmhttp.ParseLimits(http.Header{k: {"5"}}, now) == (llmhttp.Limits{}) {
+				t.Errorf("%s: 5 is not read", k)
+			}
+		}
+	}
+}
+
+// FuzzResetSame is FuzzParseLimitsSame for one value at a time, where the
+// fast paths of ParseLimits are: it is used as every kind of reset (an
+// Anthropic one, the generic one that may be a Unix time, an OpenAI one
+// whose length decides per minute or per day) and, in a second header, as
+// the Date the absolute ones are measured from.
+func FuzzResetSame(f *testing.F) {
+	for _, v := range []string{
+		"6ms", "7.66s", "2m59.56s", "1h2m3.123456789s", ".5s", "5.s", "1.0000000001s", "1µs", "+1s", "0",
+		"2025-08-21T12:40:59Z", "2025-08-21T12:40:59.123456789+02:00", "2025-08-21t12:40:59z",
+		"2024-02-29T00:00:00Z", "2025-02-29T00:00:00Z", "0000-01-01T00:00:00Z", "2025-08-21T12:40:59,5Z",
+		"Thu, 21 Aug 2025 12:40:58 GMT", "Fri, 29 Feb 2024 23:59:59 GMT", "thu, 21 aug 2025 12:40:58 GMT",
+		"1755780060", "1755780060123", "59.5", "1e3",
+	} {
+		f.Add(v, int64(1755780058), uint32(0))
+	}
+	f.Fuzz(func(t *testing.T, v string, sec int64, nsec uint32) {
+		h := http.Header{
+			"Anthropic-Ratelimit-Requests-Remaining": {"0"},
+			"Anthropic-Ratelimit-Requests-Reset":     {v},
+			"X-Ratelimit-Limit":                      {"10"},
+			"X-Ratelimit-Reset":                      {v},
+			"X-Ratelimit-Limit-Tokens":               {"100"},
+			"X-Ratelimit-Remaining-Tokens":           {"99"},
+			"X-Ratelimit-Reset-Tokens":               {v},
+		}
+		for _, now := range hdSameNows(h, sec, nsec) {
+			hdSameCheck(t, h, now)
+			d := http.Header{"Date": {v}, "Anthropic-Ratelimit-Requests-Reset": {"2025-08-21T12:40:59Z"}}
+			for _, now := range append(hdSameNows(d, sec, nsec), now) {
+				hdSameCheck(t, d, now)
+			}
 		}
 	})
 }

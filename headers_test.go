@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/llmhttp/llmhttp"
+	"github.com/llmhttp/llmhttp/llmhttptest"
 )
 
 // hdHeader builds a header from "Name: value" lines the way net/http does:
@@ -975,6 +976,58 @@ func TestParseLimitsRealResponses(t *testing.T) {
 	if o.Tokens.Remaining != 159976 || o.Requests.Window != time.Minute {
 		t.Errorf("openai: %+v", o)
 	}
+	if m := llmhttp.ParseLimits(hdManyOpenAI, now); m != o {
+		t.Errorf("openai, more headers: %+v", m)
+	}
+	k := llmhttp.ParseLimits(hdOKTransport(t), now)
+	if k.Requests.Limit != 10000 || k.Tokens.Remaining != 29999000 || !k.Tokens.Reset.Equal(now.Add(2*time.Millisecond)) {
+		t.Errorf("OKTransport: %+v", k)
+	}
+}
+
+// hdManyOpenAI is a full OpenAI response as a client sees it: 26 headers,
+// six of them rate limits, one repeated (set-cookie).
+var hdManyOpenAI = hdHeader(`date: Thu, 21 Aug 2025 12:40:58 GMT
+content-type: application/json
+transfer-encoding: chunked
+connection: keep-alive
+access-control-expose-headers: X-Request-ID
+openai-organization: user-abc123
+openai-processing-ms: 1032
+openai-project: proj_abc123
+openai-version: 2020-10-01
+x-envoy-upstream-service-time: 1040
+x-ratelimit-limit-requests: 5000
+x-ratelimit-limit-tokens: 160000
+x-ratelimit-remaining-requests: 4999
+x-ratelimit-remaining-tokens: 159976
+x-ratelimit-reset-requests: 12ms
+x-ratelimit-reset-tokens: 9ms
+x-request-id: req_deaa3616cbd15d33b4db96b3ba74d2b4
+strict-transport-security: max-age=31536000; includeSubDomains; preload
+cf-cache-status: DYNAMIC
+set-cookie: __cf_bm=abc; path=/; expires=Thu, 21-Aug-25 13:10:58 GMT; domain=.api.openai.com; HttpOnly; Secure; SameSite=None
+set-cookie: _cfuvid=def; path=/; domain=.api.openai.com; HttpOnly; Secure; SameSite=None
+x-content-type-options: nosniff
+server: cloudflare
+cf-ray: 972a3a6f8c3e5d2b-FRA
+alt-svc: h3=":443"; ma=86400
+content-encoding: br
+vary: Origin`)
+
+// hdOKTransport returns the headers of llmhttptest.OKTransport's response,
+// the one the middleware-chain benchmarks parse.
+func hdOKTransport(tb testing.TB) http.Header {
+	req, err := http.NewRequest(http.MethodGet, "https://api.openai.test/v1/models", nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	resp, err := llmhttptest.OKTransport().RoundTrip(req)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.Header
 }
 
 func BenchmarkParseLimits(b *testing.B) {
@@ -985,6 +1038,8 @@ func BenchmarkParseLimits(b *testing.B) {
 	}{
 		{"anthropic", hdRealAnthropic},
 		{"openai", hdRealOpenAI},
+		{"many", hdManyOpenAI},
+		{"oktransport", hdOKTransport(b)},
 		// Baselines: a response without rate-limit headers, and the cost of
 		// only looking up the rate-limit keys by hand.
 		{"none", hdHeader("date: Thu, 21 Aug 2025 12:40:58 GMT\ncontent-type: application/json\nserver: cloudflare\ncf-ray: 972a3a6f8c3e5d2b-FRA\nconnection: keep-alive")},
