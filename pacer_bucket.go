@@ -225,8 +225,11 @@ func (b *pbucket) refill(now time.Time) float64 {
 // and its answer's report tells it more.
 func (b *pbucket) fsigAt(t time.Time) float64 {
 	f := b.fsig
+	if f <= 0 {
+		return f
+	}
 	el := t.Sub(b.anchorAt) - foreignForget - b.interval
-	if f <= 0 || el <= 0 {
+	if el <= 0 {
 		return f
 	}
 	tau := foreignForget

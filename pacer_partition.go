@@ -432,3 +432,11 @@ func laterOf(a, b time.Time) time.Time {
 	}
 	return b
 }
+
+// nowAfter returns the current time as t plus the time elapsed since t by
+// the monotonic clock: time.Now with one clock read instead of two (t must
+// carry a monotonic reading, as every time.Now does; otherwise it is
+// time.Now).
+func nowAfter(t time.Time) time.Time {
+	return t.Add(time.Since(t))
+}

@@ -26,7 +26,7 @@ var monthlyCodes = [...]string{
 // wraps a successful response's body to learn its usage.
 func (pp *pacerPart) finish(ctx context.Context, f *pflight, info *requestInfo, resp *http.Response, err error) {
 	s := &pp.p.s
-	now := time.Now()
+	now := nowAfter(f.sent)
 	class := s.Classifier(resp, err)
 	var (
 		lim      Limits
