@@ -2,6 +2,7 @@ package llmhttp
 
 import (
 	"io"
+	"math"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -180,4 +181,27 @@ func TestLearnedCost(t *testing.T) {
 func TestNextMonthUTC(t *testing.T) {
 	assert.Equal(t, time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC), nextMonthUTC(time.Date(2026, 1, 31, 23, 0, 0, 0, time.UTC)))
 	assert.Equal(t, time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), nextMonthUTC(time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)))
+}
+
+// TestSlowDownSendRate checks the measured sending rate against its
+// definition, an exponentially decayed count of admissions: admissions
+// 100 µs apart, which decay ages a millisecond at a time, and 2 s apart,
+// each aged exactly.
+func TestSlowDownSendRate(t *testing.T) {
+	for _, gap := range []time.Duration{100 * time.Microsecond, 2 * time.Second} {
+		var s slowDown
+		t0 := time.Unix(1_700_000_000, 0)
+		n := min(int(2*sendRateWindow/gap), 20_000)
+		var now time.Time
+		for i := range n {
+			now = t0.Add(time.Duration(i) * gap)
+			s.take(now)
+		}
+		want := 0.0
+		for i := range n {
+			want += math.Exp(-now.Sub(t0.Add(time.Duration(i)*gap)).Seconds() / sendRateWindow.Seconds())
+		}
+		s.decay(now)
+		assert.InEpsilon(t, want, s.sent, 2e-4, "gap %v: %d admissions", gap, n)
+	}
 }
