@@ -434,9 +434,11 @@ func laterOf(a, b time.Time) time.Time {
 }
 
 // nowAfter returns the current time as t plus the time elapsed since t by
-// the monotonic clock: time.Now with one clock read instead of two (t must
-// carry a monotonic reading, as every time.Now does; otherwise it is
-// time.Now).
+// the monotonic clock: time.Now with one clock read instead of two when t
+// carries a monotonic reading, as every time.Now does (otherwise, time.Now).
 func nowAfter(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Now()
+	}
 	return t.Add(time.Since(t))
 }

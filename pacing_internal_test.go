@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -204,4 +205,18 @@ func TestSlowDownSendRate(t *testing.T) {
 		s.decay(now)
 		assert.InEpsilon(t, want, s.sent, 2e-4, "gap %v: %d admissions", gap, n)
 	}
+}
+
+// TestNowAfter checks that nowAfter is the current time, for a time with a
+// monotonic reading, one without, and the zero time.
+func TestNowAfter(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		time.Sleep(1500 * time.Millisecond) // fake time
+		now := time.Now()
+		for _, from := range []time.Time{start, start.Round(0), {}} {
+			got := nowAfter(from)
+			assert.True(t, got.Equal(now), "from %v: %v, want %v", from, got, now)
+		}
+	})
 }
