@@ -447,8 +447,8 @@ func (b *Breaker) outcome(req *http.Request, resp *http.Response, err error) err
 // refusalOf's header lookup for the answers that cannot be one (no
 // refusal body, no Llmhttp-Refusal header).
 func mayBeRefusal(resp *http.Response) bool {
-	if resp == nil {
-		return false
+	if resp == nil || resp.StatusCode/100 == 2 {
+		return false // a refusal is never a success
 	}
 	if _, ok := resp.Body.(*refusalBody); ok {
 		return true
