@@ -738,6 +738,13 @@ func ServerDelay(h http.Header, now time.Time) (time.Duration, bool) {
 	}
 	var pl parsedLimits
 	parse(h, now, &pl)
+	return pl.exhaustedUntil(now)
+}
+
+// exhaustedUntil returns how long from now until the latest reset of an
+// exhausted dimension of pl, and false when none is exhausted or the
+// latest such reset is not after now.
+func (pl *parsedLimits) exhaustedUntil(now time.Time) (time.Duration, bool) {
 	var latest time.Time
 	consider := func(l Limit) {
 		if l.Exhausted() && l.Reset.After(latest) {

