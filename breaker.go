@@ -372,23 +372,43 @@ func (t *breakerTransport) roundTripInfo(req *http.Request, info *requestInfo, n
 	}
 	c := b.circuitOf(req, info)
 	key := c.key
-	done, at, refusal, err := b.admit(req, info, c, now)
-	if done == nil {
+	// The request is sent inside gobreaker's Execute, which reports the
+	// outcome send returns. If next or the classifier panics, Execute
+	// reports an error that IsExcluded ignores: an unreported half-open
+	// probe would hold its slot forever.
+	var (
+		sent    bool
+		outcome error
+		late    bool
+	)
+	send := func(at time.Time) error {
+		sent = true
+		a := admission{at: at, gen: c.gen.Load()}
+		resp, err = sendOn(t.next, req, info, at)
+		outcome = b.outcome(req, resp, err)
+		if late = b.isLate(c, a, outcome); late {
+			return errBreakerIgnored
+		}
+		return outcome
+	}
+	defer func() {
+		if sent {
+			if late {
+				b.refile(c, outcome)
+			}
+			b.finish(c)
+		}
+	}()
+	refusal, aerr := b.admit(req, info, c, now, send)
+	if !sent {
 		if req.Body != nil {
 			req.Body.Close()
 		}
-		if err != nil {
-			return nil, err
+		if aerr != nil {
+			return nil, aerr
 		}
 		return refusal.Response(req), nil
 	}
-	// Report exactly once, even if next or the classifier panics: an
-	// unreported half-open probe would hold its slot forever.
-	outcome := errBreakerIgnored
-	a := admission{at: at, gen: c.gen.Load()}
-	defer func() { b.finish(c, done, outcome, a) }()
-	resp, err = sendOn(t.next, req, info, at)
-	outcome = b.outcome(req, resp, err)
 	if outcome == nil && isEventStream(resp) {
 		// A stream's outcome is recorded at its head; an error event in
 		// the middle of it (Anthropic's overloaded_error, an OpenAI error
@@ -495,18 +515,14 @@ func (b *Breaker) report(key string, class Class) {
 	if _, held := c.held(time.Now()); held {
 		return
 	}
-	done, err := c.cb.Allow()
-	b.deliver(c)
-	if err != nil {
-		return
-	}
-	b.finish(c, done, out, admission{})
+	b.refile(c, out)
+	b.finish(c)
 }
 
 // circuit is the state kept for one key.
 type circuit struct {
 	key string
-	cb  *gobreaker.TwoStepCircuitBreaker[struct{}]
+	cb  *gobreaker.CircuitBreaker[struct{}]
 	// part is the host and model of the request that created the circuit,
 	// for observers and [Transport.Stats].
 	part Partition
@@ -610,14 +626,19 @@ func (b *Breaker) sweep() {
 // finds the circuit half-open.
 func (b *Breaker) newCircuit(key string) *circuit {
 	c := &circuit{key: key}
-	c.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
+	c.cb = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:         key,
 		MaxRequests:  b.probes,
 		Interval:     b.window,
 		BucketPeriod: b.window / 10,
 		Timeout:      max(b.open-time.Nanosecond, time.Nanosecond), // see above
 		ReadyToTrip:  b.trip,
-		IsExcluded:   func(err error) bool { return err == errBreakerIgnored },
+		// Excluded: errBreakerIgnored, and the error Execute reports for a
+		// request that panicked.
+		IsExcluded: func(err error) bool {
+			_, failed := err.(*breakerFailure)
+			return err != nil && !failed
+		},
 		IsSuccessful: func(err error) bool {
 			f, failed := err.(*breakerFailure)
 			if failed {
@@ -667,45 +688,59 @@ func (b *Breaker) refusal(c *circuit, retryAfter time.Duration) *Refusal {
 	}
 }
 
-// admit asks c to let req, described by info, through at now. It returns
-// the done callback when the request may go, with the time of its
-// admission (now, or when it stopped waiting for a half-open probe's
-// outcome), or a refusal when the circuit is open, or the context's error
-// when it ends while the request waits for a probe's outcome.
-func (b *Breaker) admit(req *http.Request, info *requestInfo, c *circuit, now time.Time) (done func(error), at time.Time, refusal *Refusal, err error) {
+// admit asks c to let req, described by info, through at now, and sends
+// it with send, inside gobreaker's Execute, once it may go: at once, or
+// when it has waited for a half-open probe's outcome. send takes the time
+// of the admission and returns the outcome to report. Unless it sent,
+// admit returns the refusal of an open circuit, or the context's error when
+// it ended while the request waited for a probe's outcome.
+func (b *Breaker) admit(req *http.Request, info *requestInfo, c *circuit, now time.Time, send func(at time.Time) error) (refusal *Refusal, err error) {
 	ctx := req.Context()
 	waiting := false
 	var since time.Time // when the wait for a probe began
-	defer func() {
-		if waiting {
-			c.waiters.Add(-1)
-			if b.onWait != nil {
-				b.onWait(WaitEvent{Request: req, Partition: infoFor(req, info).partition, Waited: time.Since(since),
-					Cause: WaitBreaker, Refusal: refusal, Err: err})
-			}
+	endWait := func(refusal *Refusal, err error) {
+		if !waiting {
+			return
 		}
-	}()
-	at = now
+		waiting = false
+		c.waiters.Add(-1)
+		if b.onWait != nil {
+			b.onWait(WaitEvent{Request: req, Partition: infoFor(req, info).partition, Waited: time.Since(since),
+				Cause: WaitBreaker, Refusal: refusal, Err: err})
+		}
+	}
+	at := now
 	for {
 		if d, held := c.held(at); held {
-			return nil, at, b.refusal(c, d), nil
+			refusal = b.refusal(c, d)
+			endWait(refusal, nil)
+			return refusal, nil
 		}
 		var wake <-chan struct{}
 		if waiting {
 			wake = c.wakeChan()
 		}
-		done, err := c.cb.Allow()
+		ran := false
+		_, err := c.cb.Execute(func() (struct{}, error) {
+			ran = true
+			b.deliver(c)
+			endWait(nil, nil)
+			return struct{}{}, send(at)
+		})
+		if ran {
+			return nil, nil
+		}
 		b.deliver(c)
 		switch {
-		case err == nil:
-			return done, at, nil, nil
 		case errors.Is(err, gobreaker.ErrOpenState):
-			// Opened between the check above and Allow.
+			// Opened between the check above and Execute.
 			d, held := c.held(time.Now())
 			if !held {
 				d = time.Nanosecond // only with a 1 ns OpenDuration
 			}
-			return nil, at, b.refusal(c, d), nil
+			refusal = b.refusal(c, d)
+			endWait(refusal, nil)
+			return refusal, nil
 		case !waiting:
 			// Half-open with every probe slot taken: register as a waiter,
 			// then ask again holding a wake channel, so an outcome recorded
@@ -719,7 +754,9 @@ func (b *Breaker) admit(req *http.Request, info *requestInfo, c *circuit, now ti
 		select {
 		case <-wake:
 		case <-ctx.Done():
-			return nil, at, nil, context.Cause(ctx)
+			err = context.Cause(ctx)
+			endWait(nil, err)
+			return nil, err
 		}
 		at = time.Now()
 	}
@@ -742,8 +779,8 @@ type admission struct {
 	gen uint64
 }
 
-// finish reports a request's outcome to gobreaker, delivers the state
-// changes it caused and wakes the requests waiting for a probe slot.
+// isLate reports whether outcome, of a request admitted at a, is to be
+// filed as a new request's (see refile) rather than its own.
 //
 // gobreaker files an outcome in the window bucket of the request's start
 // and drops it once that bucket has left the window, so the outcome of a
@@ -752,16 +789,20 @@ type admission struct {
 // through by a circuit that has stayed closed since, is filed as a new
 // request's instead: the old admission is reported as ignored, and a fresh
 // one takes the outcome.
-func (b *Breaker) finish(c *circuit, done func(error), outcome error, a admission) {
-	if outcome != errBreakerIgnored && !a.at.IsZero() && time.Since(a.at) > b.window-b.window/10 &&
-		c.gen.Load() == a.gen && State(c.state.Load()) == StateClosed {
-		done(errBreakerIgnored)
-		if fresh, err := c.cb.Allow(); err == nil {
-			fresh(outcome)
-		}
-	} else {
-		done(outcome)
-	}
+func (b *Breaker) isLate(c *circuit, a admission, outcome error) bool {
+	return outcome != errBreakerIgnored && time.Since(a.at) > b.window-b.window/10 &&
+		c.gen.Load() == a.gen && State(c.state.Load()) == StateClosed
+}
+
+// refile reports outcome to c as the outcome of a new request, unless c
+// refuses one.
+func (b *Breaker) refile(c *circuit, outcome error) {
+	c.cb.Execute(func() (struct{}, error) { return struct{}{}, outcome })
+}
+
+// finish delivers the state changes an outcome caused and wakes the
+// requests waiting for a probe slot.
+func (b *Breaker) finish(c *circuit) {
 	b.deliver(c)
 	if c.waiters.Load() > 0 {
 		c.mu.Lock()

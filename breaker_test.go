@@ -566,6 +566,73 @@ func TestBreakerWaiterReturnsWhenItsContextEnds(t *testing.T) {
 	})
 }
 
+func TestBreakerProbeWaitEvents(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		status  int
+		body    string
+		refused bool
+	}{
+		{"good probe", 200, bkOK, false},
+		{"bad probe", 529, bkOverloaded, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				var mu sync.Mutex
+				var waits []llmhttp.WaitEvent
+				base := newBKBase(nil)
+				rt := llmhttp.New(base, llmhttp.WithoutRetry(), llmhttp.WithoutPacing(),
+					llmhttp.WithObserver(&llmhttp.Observer{OnWait: func(e llmhttp.WaitEvent) {
+						mu.Lock()
+						waits = append(waits, e)
+						mu.Unlock()
+					}}))
+				bkTrip(t, rt, base, 10)
+				time.Sleep(30 * time.Second)
+
+				// The probe takes 3 s; the requests let through after it,
+				// 10 s each: their waits end when they are let through.
+				var calls atomic.Int32
+				base.set(func(req *http.Request) (*http.Response, error) {
+					if calls.Add(1) == 1 {
+						time.Sleep(3 * time.Second)
+						return bkResp(req, tc.status, tc.body), nil
+					}
+					time.Sleep(10 * time.Second)
+					return bkResp(req, 200, bkOK), nil
+				})
+				var wg sync.WaitGroup
+				for range 5 {
+					wg.Go(func() { bkDo(t, rt, bkHost, bkModel) })
+				}
+				wg.Wait()
+
+				mu.Lock()
+				defer mu.Unlock()
+				require.Len(t, waits, 4, "four requests waited for the probe")
+				for _, e := range waits {
+					assert.Equal(t, llmhttp.WaitBreaker, e.Cause)
+					assert.Equal(t, 3*time.Second, e.Waited, "until the probe's outcome, not the request's own answer")
+					assert.Equal(t, bkModel, e.Partition.Model)
+					assert.NoError(t, e.Err)
+					if tc.refused {
+						if assert.NotNil(t, e.Refusal) {
+							assert.Equal(t, llmhttp.ReasonCircuitOpen, e.Refusal.Reason)
+						}
+					} else {
+						assert.Nil(t, e.Refusal)
+					}
+				}
+				if tc.refused {
+					assert.EqualValues(t, 1, calls.Load())
+				} else {
+					assert.EqualValues(t, 5, calls.Load())
+				}
+			})
+		})
+	}
+}
+
 func TestBreakerHonoursALongerServerHint(t *testing.T) {
 	for _, tc := range []struct {
 		name string
