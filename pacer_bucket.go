@@ -204,7 +204,7 @@ func (b *pbucket) refill(now time.Time) float64 {
 	}
 	r := max(b.rate-max(b.fsigAt(now), 0), b.rate*minShare)
 	if b.share > 0 {
-		sh := b.share + b.rate*max(now.Sub(b.shareAt).Seconds(), 0)/(shareRise*b.window.Seconds())
+		sh := b.share + b.rate*max(seconds(now.Sub(b.shareAt)), 0)/(shareRise*seconds(b.window))
 		if sh >= b.rate {
 			b.share = 0
 		} else {
@@ -236,7 +236,7 @@ func (b *pbucket) fsigAt(t time.Time) float64 {
 	if t.Sub(b.demandAt) < foreignForget {
 		tau = demandForget
 	}
-	return f * math.Exp(-el.Seconds()/tau.Seconds())
+	return f * math.Exp(-seconds(el)/seconds(tau))
 }
 
 // isContended reports whether other clients were seen to drain the bucket.
@@ -283,7 +283,7 @@ func (b *pbucket) advance(now time.Time) {
 		return
 	}
 	if dt := now.Sub(b.last); dt > 0 {
-		b.level = min(b.capacity, b.level+dt.Seconds()*b.refill(b.last))
+		b.level = min(b.capacity, b.level+seconds(dt)*b.refill(b.last))
 		b.last = now
 	}
 }
@@ -304,7 +304,7 @@ func (b *pbucket) wait(now time.Time, n float64) time.Duration {
 		// since the last report (at most one more request's worth).
 		n += max(contentionMargin*b.capacity, contentionRequests*b.avgTake)
 		if b.synced {
-			stale := staleShare * max(b.fsigAt(now), 0) * max(now.Sub(b.syncedAt).Seconds(), 0)
+			stale := staleShare * max(b.fsigAt(now), 0) * max(seconds(now.Sub(b.syncedAt)), 0)
 			n += min(stale, b.avgTake)
 		}
 	}
@@ -352,7 +352,7 @@ func (b *pbucket) give(now time.Time, n float64) {
 // advanceShadow refills the shadow level (see fsig) up to now.
 func (b *pbucket) advanceShadow(now time.Time) {
 	if dt := now.Sub(b.shadowAt); dt > 0 {
-		b.shadow = min(b.capacity, b.shadow+dt.Seconds()*b.rate)
+		b.shadow = min(b.capacity, b.shadow+seconds(dt)*b.rate)
 		b.shadowAt = now
 	}
 }
@@ -467,7 +467,7 @@ func (b *pbucket) sync(now time.Time, rep *Limit, uncounted, round float64) {
 	b.advance(now)
 	target := float64(rep.Remaining)
 	if !rep.Reset.IsZero() {
-		implied := b.capacity - b.rate*max(rep.Reset.Sub(now).Seconds(), 0)
+		implied := b.capacity - b.rate*max(seconds(rep.Reset.Sub(now)), 0)
 		if rep.Remaining <= 0 {
 			target = min(0, implied)
 		} else {
@@ -523,13 +523,19 @@ func (b *pbucket) measure(now time.Time, target, round float64) {
 	if dt < b.interval {
 		return
 	}
-	w := min(1-math.Exp(-dt.Seconds()/foreignSmooth.Seconds()), foreignMaxWeight)
+	w := min(1-math.Exp(-seconds(dt)/seconds(foreignSmooth)), foreignMaxWeight)
 	f := b.fsigAt(now)
-	f += w * (b.lost/dt.Seconds() - f)
+	f += w * (b.lost/seconds(dt) - f)
 	b.fsig = min(max(f, -b.rate), b.rate)
 	b.anchorAt, b.lost = now, 0
 	b.measured++
 }
+
+// seconds is d.Seconds() for the pacer's per-request arithmetic, in one
+// division where Duration.Seconds splits d in two first. It is the exact
+// quotient rounded once, so whole and round numbers of seconds come out
+// exact, as with Seconds.
+func seconds(d time.Duration) float64 { return float64(d) / 1e9 }
 
 // secondsToDuration converts seconds to a Duration, rounding up and
 // saturating.

@@ -170,9 +170,9 @@ func (pp *pacerPart) observeLatency(d time.Duration, quick bool) {
 		pp.transit, pp.hasTransit = min(d, maxTransit), true
 	}
 	if pp.latency == 0 {
-		pp.latency = d.Seconds()
+		pp.latency = seconds(d)
 	} else {
-		pp.latency += latencyAlpha * (d.Seconds() - pp.latency)
+		pp.latency += latencyAlpha * (seconds(d) - pp.latency)
 	}
 }
 
@@ -348,7 +348,7 @@ func (pp *pacerPart) inferCharging(now time.Time, lim *Limits, f *pflight, class
 			}
 		}
 		if b := pp.store.bucket(d); b.known() {
-			reserved -= b.fastestRate() * now.Sub(oldest).Seconds()
+			reserved -= b.fastestRate() * seconds(now.Sub(oldest))
 		}
 		reserved -= crossing
 		if f != nil && class == ClassOK {

@@ -70,7 +70,7 @@ func (s *slowDown) limitAt(now time.Time, recovery time.Duration) float64 {
 		s.lim = nil
 		return math.Inf(1)
 	}
-	r := s.to + (s.from-s.to)*max(el.Seconds(), 0)/recovery.Seconds()
+	r := s.to + (s.from-s.to)*max(seconds(el), 0)/seconds(recovery)
 	s.lim.SetLimitAt(now, rate.Limit(r))
 	return r
 }
@@ -113,7 +113,7 @@ func (s *slowDown) take(now time.Time) {
 // paid once per step instead of once per admission.
 func (s *slowDown) decay(now time.Time) {
 	if dt := now.Sub(s.sentLast); dt >= decayStep {
-		s.sent *= math.Exp(-dt.Seconds() / sendRateWindow.Seconds())
+		s.sent *= math.Exp(-seconds(dt) / seconds(sendRateWindow))
 		s.sentLast = now
 	}
 }
@@ -137,7 +137,7 @@ func (s *slowDown) cut(now, sent time.Time, factor, floor float64, recovery time
 		return false
 	}
 	floor = max(floor, minSendRate)
-	cur := s.sent / sendRateWindow.Seconds()
+	cur := s.sent / seconds(sendRateWindow)
 	if r := s.limitAt(now, recovery); r < cur {
 		cur = r
 	}

@@ -87,9 +87,9 @@ func windowEvidence(now time.Time, rep *Limit, round float64, grain, lag time.Du
 	if usedLo < minUsedRoundings*e {
 		return winRange{}
 	}
-	d := rep.Reset.Sub(now).Seconds()
-	dLo := max(d-grain.Seconds(), 0)
-	dHi := d + grain.Seconds() + lag.Seconds()
+	d := seconds(rep.Reset.Sub(now))
+	dLo := max(d-seconds(grain), 0)
+	dHi := d + seconds(grain) + seconds(lag)
 	if dHi <= 0 {
 		return winRange{}
 	}
@@ -134,8 +134,8 @@ func pairEvidence(a, b *Limit, roundA, roundB float64, grain time.Duration) winR
 	if dxLo < minPairShare {
 		return winRange{}
 	}
-	dd := a.Reset.Sub(b.Reset).Seconds()
-	g := grain.Seconds()
+	dd := seconds(a.Reset.Sub(b.Reset))
+	g := seconds(grain)
 	if dd+g <= 0 {
 		return winRange{}
 	}
@@ -195,7 +195,7 @@ func (w *windowTrack) observe(rep *Limit, ev winRange, round float64, grain, lag
 	}
 	rem := float64(rep.Remaining)
 	e := max(round/2, 1)
-	gs := (grain + lag).Seconds()
+	gs := seconds(grain + lag)
 	if !w.lastReset.IsZero() && rem > 0 && w.lastRem > 0 {
 		// Between two reports a bucket's remaining rises by the refill less
 		// what was taken, and its reset instant moves later by what was
@@ -203,7 +203,7 @@ func (w *windowTrack) observe(rep *Limit, ev winRange, round float64, grain, lag
 		// rounding while the reset instant comes nearer (beyond the
 		// resolution of both) is no token bucket.
 		dRem := rem - w.lastRem
-		dReset := rep.Reset.Sub(w.lastReset).Seconds()
+		dReset := seconds(rep.Reset.Sub(w.lastReset))
 		if dRem < -2*e && dReset < -(gs+w.lastErr) {
 			w.fixed, w.r = true, winRange{}
 			return true
