@@ -100,7 +100,8 @@ type pflight struct {
 }
 
 // flightBody allocates a flight and the wrapper of its response body
-// together: one allocation per request instead of two.
+// together: one allocation instead of two, none for a request's first
+// flight (see pacerMemo.flight).
 type flightBody struct {
 	pflight
 	body pacerBody
@@ -352,10 +353,14 @@ func (pp *pacerPart) take(now time.Time, c *pcost, outUnc bool, info *requestInf
 		ev.open = &GateEvent{Partition: pp.key, Until: g}
 	}
 	info.pacer.ticket = time.Time{}
-	fb := &flightBody{pflight: pflight{
+	fb := info.pacer.flight
+	if fb == nil || !info.pacer.flightTaken.CompareAndSwap(false, true) {
+		fb = new(flightBody)
+	}
+	fb.pflight = pflight{
 		idx: len(pp.flights), seq: info.pacer.seq, sent: now, cost: *c, outUncounted: outUnc,
 		maxOut: est.MaxOutputTokens, estInput: est.InputTokens, stream: info.stream,
-	}}
+	}
 	f := &fb.pflight
 	f.body = &fb.body
 	pp.flights = append(pp.flights, f)

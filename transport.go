@@ -205,7 +205,7 @@ type traceKey struct{}
 
 // RoundTrip implements [http.RoundTripper].
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	info := ownInfo(req)
+	info := ownInfo(req, t.pacer != nil)
 	pc := t.stats.of(info)
 	pc.requests.Add(1)
 	start := time.Now()

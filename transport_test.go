@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/llmhttp/llmhttp"
+	"github.com/llmhttp/llmhttp/llmhttptest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -190,4 +191,29 @@ func TestTransportDoesNotMutateRequest(t *testing.T) {
 	resp.Body.Close()
 	assert.Equal(t, before, req.Header)
 	assert.Equal(t, ctx, req.Context())
+}
+
+// TestTransportAllocations pins what the full chain allocates on the happy
+// path beyond a bare transport: the request's info (with its first
+// flight and the gobreaker call, none) and GetBody's reader (two). The
+// budget of BenchmarkPacerOverhead is 20; this keeps it at 3.
+func TestTransportAllocations(t *testing.T) {
+	body := llmhttptest.ChatBody(1 << 10)
+	bare := llmhttptest.OKTransport()
+	full := llmhttp.New(llmhttptest.OKTransport())
+	send := func(rt http.RoundTripper) func() {
+		return func() {
+			if err := llmhttptest.SendChat(rt, body); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	send(full)() // the partition's state is made once
+	added := testing.AllocsPerRun(200, send(full)) - testing.AllocsPerRun(200, send(bare))
+	limit := 3.0
+	if raceEnabled {
+		limit++ // the pools' random misses
+	}
+	assert.LessOrEqual(t, added, limit, "allocations the chain adds per request")
+	assert.Greater(t, added, 0.0)
 }
