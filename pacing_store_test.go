@@ -555,6 +555,49 @@ func TestPacerStoreDeclinedLineGivesUp(t *testing.T) {
 	})
 }
 
+// A request waiting in the line behind its head is refused when its
+// allowance (its deadline, or the pacer's MaxWait) runs out there: the
+// head's next ask fitted it when it joined, but the store kept declining
+// the head. The line goes on without it.
+func TestPacerStoreDeclinedLineExpiry(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// The store says to come back in 2 s at most: the head asks at 0,
+		// 2 and 4 s, and is let through at 5 s to send at 6 s.
+		store := &fakeStore{horizon: time.Second, maxBack: 2 * time.Second}
+		u := &pcUpstream{}
+		p, rt, _ := lineProcess(t, store, u, -5, -1)
+		start := time.Now()
+
+		var wg sync.WaitGroup
+		wg.Go(func() { pcDo(t, rt, pcReq(t.Context(), "m", "head")) })
+		synctest.Wait()
+
+		// Joins (the head asks again at 2 s, within 3 s), then waits in
+		// line until its deadline.
+		ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+		defer cancel()
+		resp, err := rt.RoundTrip(pcReq(ctx, "m", "hurried"))
+		require.NoError(t, err)
+		r, ok := llmhttp.RefusalOf(resp)
+		require.True(t, ok)
+		resp.Body.Close()
+		assert.Equal(t, llmhttp.ReasonWaitTooLong, r.Reason)
+		assert.Equal(t, 3*time.Second, time.Since(start), "refused when its deadline would be missed, not later")
+		assert.Equal(t, time.Second, r.RetryAfter, "until the head asks again, at 4 s")
+		assert.EqualValues(t, 1, pcStats(t, p).Refused)
+
+		wg.Go(func() { pcDo(t, rt, pcReq(t.Context(), "m", "last")) })
+		wg.Wait()
+		log := u.log()
+		require.Len(t, log, 3)
+		assert.Equal(t, "head", log[1].id)
+		assert.Equal(t, 6*time.Second, log[1].at.Sub(start))
+		assert.Equal(t, "last", log[2].id, "the line went on without the one that left")
+		assert.Equal(t, 7*time.Second, log[2].at.Sub(start))
+		assert.Zero(t, pcStats(t, p).InFlight)
+	})
+}
+
 // A served answer that is not a stream settles in the store once, at its
 // body's end: the store keeps charged the output the body reports, not
 // the estimate (max_tokens, before any output was learned).
