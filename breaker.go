@@ -196,7 +196,7 @@ func BreakerKey(req *http.Request) string {
 }
 
 // Breaker is a set of circuit breakers, one per key (see
-// [BreakerSettings.Key]), each a [gobreaker.TwoStepCircuitBreaker] created
+// [BreakerSettings.Key]), each a [gobreaker.CircuitBreaker] created
 // on the key's first request. [Breaker.Wrap] puts it in front of a
 // transport. A Breaker is safe for concurrent use by multiple goroutines and
 // may be shared by several transports.
