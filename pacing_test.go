@@ -40,12 +40,19 @@ func TestPacerResyncLowerWinsHigherGradually(t *testing.T) {
 		assert.InDelta(t, 5, pcStats(t, p).Requests.Level, 1e-6, "a lower report wins at once")
 
 		pcDo(t, rt, pcReq(t.Context(), "m", "3"))
-		// 5, minus the request just sent, then halfway to 40.
-		assert.InDelta(t, 4+0.5*(40-4), pcStats(t, p).Requests.Level, 1e-6, "a higher report is believed by half")
+		// The drop from 52 to 5, with one request of its own, is a loss
+		// no measurement explains yet: the bucket is wary, and the third
+		// request waits until it holds its cost plus the contention margin
+		// (15 % of 60: 9), 5 s at 1/s. Then 10, minus the request just
+		// sent, then halfway to 40.
+		log := u.log()
+		require.Len(t, log, 3)
+		assert.Equal(t, 5*time.Second, log[2].at.Sub(log[1].at), "wary: a margin for other clients")
+		assert.InDelta(t, 9+0.5*(40-9), pcStats(t, p).Requests.Level, 1e-6, "a higher report is believed by half")
 
 		// Refill at 1/s.
 		time.Sleep(2 * time.Second)
-		assert.InDelta(t, 22+2, pcStats(t, p).Requests.Level, 1e-6)
+		assert.InDelta(t, 24.5+2, pcStats(t, p).Requests.Level, 1e-6)
 	})
 }
 
