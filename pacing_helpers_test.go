@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/llmhttp/llmhttp"
+	"github.com/stretchr/testify/require"
 )
 
 // pcUpstream is a scripted in-memory upstream for pacer tests: it records
@@ -114,6 +115,18 @@ func pcDo(t *testing.T, rt http.RoundTripper, req *http.Request) (int, http.Head
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return resp.StatusCode, resp.Header, nil
+}
+
+// pcRefused sends req through rt and returns the local refusal it must be
+// answered with, the response's body closed.
+func pcRefused(t *testing.T, rt http.RoundTripper, req *http.Request) *llmhttp.Refusal {
+	t.Helper()
+	resp, err := rt.RoundTrip(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	r, ok := llmhttp.RefusalOf(resp)
+	require.True(t, ok, "a local refusal")
+	return r
 }
 
 // pcStats returns the pacer's only partition's stats.
