@@ -353,27 +353,28 @@ func TestPacerStoreFailureFallsBack(t *testing.T) {
 // a request that then gives up (its deadline, its context) gives nothing
 // back.
 func TestPacerStoreDeclined(t *testing.T) {
-	newPacer := func(store *fakeStore, u http.RoundTripper) (*llmhttp.Pacer, http.RoundTripper) {
+	// declined returns a pacer on a store whose request bucket, after one
+	// request taught the pacer its partition, is 5 in debt: the store
+	// declines the next request for 5 s.
+	declined := func(t *testing.T) (*fakeStore, *pcUpstream, *llmhttp.Pacer, http.RoundTripper, llmhttp.Partition) {
+		store := &fakeStore{horizon: time.Second}
+		u := &pcUpstream{}
 		p := llmhttp.NewPacer(llmhttp.PacerSettings{
 			Store:   store,
 			MaxWait: -1,
 			Limits:  map[string]llmhttp.Limits{"": {Requests: llmhttp.Limit{Limit: 60}}},
 		})
-		return p, p.Wrap(u)
-	}
-	debt := func(store *fakeStore, key llmhttp.Partition, level float64) {
+		rt := p.Wrap(u)
+		pcDo(t, rt, pcReq(t.Context(), "m", "1"))
+		key := pcStats(t, p).Partition
 		store.mu.Lock()
-		store.parts[key].buckets[llmhttp.DimRequests].level = level
+		store.parts[key].buckets[llmhttp.DimRequests].level = -5 // 6 s until a request fits
 		store.mu.Unlock()
+		return store, u, p, rt, key
 	}
 	t.Run("asks again", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			store := &fakeStore{horizon: time.Second}
-			u := &pcUpstream{}
-			p, rt := newPacer(store, u)
-			pcDo(t, rt, pcReq(t.Context(), "m", "1"))
-			key := pcStats(t, p).Partition
-			debt(store, key, -5) // 6 s until a request fits
+			store, u, p, rt, _ := declined(t)
 			start := time.Now()
 			status, _, err := pcDo(t, rt, pcReq(t.Context(), "m", "2"))
 			require.NoError(t, err)
@@ -394,12 +395,7 @@ func TestPacerStoreDeclined(t *testing.T) {
 	})
 	t.Run("deadline", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			store := &fakeStore{horizon: time.Second}
-			u := &pcUpstream{}
-			p, rt := newPacer(store, u)
-			pcDo(t, rt, pcReq(t.Context(), "m", "1"))
-			key := pcStats(t, p).Partition
-			debt(store, key, -5)
+			store, u, p, rt, key := declined(t)
 			ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
 			defer cancel()
 			start := time.Now()
@@ -413,12 +409,7 @@ func TestPacerStoreDeclined(t *testing.T) {
 	})
 	t.Run("cancelled while declined", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			store := &fakeStore{horizon: time.Second}
-			u := &pcUpstream{}
-			p, rt := newPacer(store, u)
-			pcDo(t, rt, pcReq(t.Context(), "m", "1"))
-			key := pcStats(t, p).Partition
-			debt(store, key, -5)
+			store, u, p, rt, key := declined(t)
 			ctx, cancel := context.WithCancel(t.Context())
 			done := make(chan error, 1)
 			start := time.Now()
