@@ -136,7 +136,7 @@ type pbucket struct {
 	window   time.Duration // over which capacity refills (see win)
 	rate     float64       // refill, tokens per second: capacity/window
 	level    float64       // at last
-	last     time.Time
+	last     instant
 
 	// win is what the reports showed of the window, around its prior.
 	win windowTrack
@@ -150,7 +150,7 @@ type pbucket struct {
 	// once (the last at syncedAt); until then it is an up-front limit's
 	// assumption.
 	synced   bool
-	syncedAt time.Time
+	syncedAt instant
 	reports  int // reports synced from
 
 	// fsig is the estimated consumption of other clients of the same
@@ -165,11 +165,11 @@ type pbucket struct {
 	fsig     float64
 	interval time.Duration // between measurements
 	measured int           // measurements made
-	demandAt time.Time     // the last request that waited for the bucket
-	anchorAt time.Time
+	demandAt instant       // the last request that waited for the bucket
+	anchorAt instant
 	lost     float64
 	shadow   float64
-	shadowAt time.Time
+	shadowAt instant
 
 	// share caps the refill while other clients contend for the bucket:
 	// an AIMD share of the rate, in tokens per second, as of shareAt; 0
@@ -182,8 +182,8 @@ type pbucket struct {
 	// (the TCP congestion-avoidance argument), where the foreign estimate
 	// alone would let whoever started first keep the bucket.
 	share   float64
-	shareAt time.Time
-	cutAt   time.Time
+	shareAt instant
+	cutAt   instant
 
 	// avgTake is the average charge of this client's requests.
 	avgTake float64
@@ -201,13 +201,13 @@ func (b *pbucket) known() bool { return b.capacity > 0 }
 // refill returns the rate at which the bucket refills for this client at
 // now: the limit's rate less other clients' consumption, never below
 // minShare of it, and at most the AIMD share while that is engaged.
-func (b *pbucket) refill(now time.Time) float64 {
+func (b *pbucket) refill(now instant) float64 {
 	if b.shared {
 		return b.rate
 	}
 	r := max(b.rate-max(b.fsigAt(now), 0), b.rate*minShare)
 	if b.share > 0 {
-		sh := b.share + b.rate*max(seconds(now.Sub(b.shareAt)), 0)/(shareRise*seconds(b.window))
+		sh := b.share + b.rate*max(seconds(now.since(b.shareAt)), 0)/(shareRise*seconds(b.window))
 		if sh >= b.rate {
 			b.share = 0
 		} else {
@@ -226,24 +226,24 @@ func (b *pbucket) refill(now time.Time) float64 {
 // send on an ever rosier guess of what the others left — a 429 — where
 // holding lets it send at about the rate the others were seen to leave,
 // and its answer's report tells it more.
-func (b *pbucket) fsigAt(t time.Time) float64 {
+func (b *pbucket) fsigAt(t instant) float64 {
 	f := b.fsig
 	if f <= 0 {
 		return f
 	}
-	el := t.Sub(b.anchorAt) - foreignForget - b.interval
+	el := t.since(b.anchorAt) - foreignForget - b.interval
 	if el <= 0 {
 		return f
 	}
 	tau := foreignForget
-	if t.Sub(b.demandAt) < foreignForget {
+	if t.since(b.demandAt) < foreignForget {
 		tau = demandForget
 	}
 	return f * math.Exp(-seconds(el)/seconds(tau))
 }
 
 // isContended reports whether other clients were seen to drain the bucket.
-func (b *pbucket) isContended(now time.Time) bool {
+func (b *pbucket) isContended(now instant) bool {
 	return !b.shared && b.fsigAt(now) > contended*b.rate
 }
 
@@ -253,25 +253,25 @@ func (b *pbucket) isContended(now time.Time) bool {
 // of a shared key that start together race for the first buckets before
 // any of them can tell); and for a while after a 429 the pacer did not
 // expect.
-func (b *pbucket) wary(now time.Time) bool {
+func (b *pbucket) wary(now instant) bool {
 	if b.shared {
 		return false
 	}
 	early := b.measured < waryMeasurements && b.lost > 2*max(b.margin, 1)
-	return b.isContended(now) || early || (!b.cutAt.IsZero() && now.Sub(b.cutAt) < waryAfterCut)
+	return b.isContended(now) || early || (b.cutAt != 0 && now.since(b.cutAt) < waryAfterCut)
 }
 
 // rising reports whether the bucket's refill is below its rate and rising
 // (the AIMD share is engaged).
-func (b *pbucket) rising(now time.Time) bool {
+func (b *pbucket) rising(now instant) bool {
 	b.refill(now)
 	return b.share > 0
 }
 
 // cut lowers the AIMD share to shareCut of the current refill, at most once
 // per cutSpacing.
-func (b *pbucket) cut(now time.Time) {
-	if !b.known() || b.shared || now.Sub(b.cutAt) < cutSpacing {
+func (b *pbucket) cut(now instant) {
+	if !b.known() || b.shared || now.since(b.cutAt) < cutSpacing {
 		return
 	}
 	b.advance(now)
@@ -281,11 +281,11 @@ func (b *pbucket) cut(now time.Time) {
 
 // advance refills the bucket up to now, at the refill rate of the start of
 // the interval (the share only rises, so this never overfills).
-func (b *pbucket) advance(now time.Time) {
+func (b *pbucket) advance(now instant) {
 	if !b.known() {
 		return
 	}
-	if dt := now.Sub(b.last); dt > 0 {
+	if dt := now.since(b.last); dt > 0 {
 		b.level = min(b.capacity, b.level+seconds(dt)*b.refill(b.last))
 		b.last = now
 	}
@@ -293,7 +293,7 @@ func (b *pbucket) advance(now time.Time) {
 
 // wait returns how long from now until the bucket holds n tokens; n is
 // clamped to the capacity, so the wait is always finite.
-func (b *pbucket) wait(now time.Time, n float64) time.Duration {
+func (b *pbucket) wait(now instant, n float64) time.Duration {
 	if !b.known() || n <= 0 {
 		return 0
 	}
@@ -307,7 +307,7 @@ func (b *pbucket) wait(now time.Time, n float64) time.Duration {
 		// since the last report (at most one more request's worth).
 		n += max(contentionMargin*b.capacity, contentionRequests*b.avgTake)
 		if b.synced {
-			stale := staleShare * max(b.fsigAt(now), 0) * max(seconds(now.Sub(b.syncedAt)), 0)
+			stale := staleShare * max(b.fsigAt(now), 0) * max(seconds(now.since(b.syncedAt)), 0)
 			n += min(stale, b.avgTake)
 		}
 	}
@@ -325,7 +325,7 @@ func (b *pbucket) waitRaw(n float64) time.Duration {
 }
 
 // take debits n tokens (clamped to the capacity).
-func (b *pbucket) take(now time.Time, n float64) {
+func (b *pbucket) take(now instant, n float64) {
 	if !b.known() || n <= 0 {
 		return
 	}
@@ -342,7 +342,7 @@ func (b *pbucket) take(now time.Time, n float64) {
 }
 
 // give credits n tokens back, up to the capacity.
-func (b *pbucket) give(now time.Time, n float64) {
+func (b *pbucket) give(now instant, n float64) {
 	if !b.known() || n <= 0 {
 		return
 	}
@@ -353,8 +353,8 @@ func (b *pbucket) give(now time.Time, n float64) {
 }
 
 // advanceShadow refills the shadow level (see fsig) up to now.
-func (b *pbucket) advanceShadow(now time.Time) {
-	if dt := now.Sub(b.shadowAt); dt > 0 {
+func (b *pbucket) advanceShadow(now instant) {
+	if dt := now.since(b.shadowAt); dt > 0 {
 		b.shadow = min(b.capacity, b.shadow+seconds(dt)*b.rate)
 		b.shadowAt = now
 	}
@@ -362,7 +362,7 @@ func (b *pbucket) advanceShadow(now time.Time) {
 
 // shadowWait returns how long from now until the server's bucket, as the
 // shadow level predicts it, holds n tokens (clamped to the capacity).
-func (b *pbucket) shadowWait(now time.Time, n float64) time.Duration {
+func (b *pbucket) shadowWait(now instant, n float64) time.Duration {
 	if !b.known() || n <= 0 {
 		return 0
 	}
@@ -379,7 +379,7 @@ func (b *pbucket) shadowWait(now time.Time, n float64) time.Duration {
 // when full is set (limits given up front), else empty: the first report
 // then fills it gradually, like any higher report, since other clients of
 // the key read that report too.
-func (b *pbucket) configure(now time.Time, limit int64, window time.Duration, full bool) {
+func (b *pbucket) configure(now instant, limit int64, window time.Duration, full bool) {
 	if limit <= 0 {
 		return
 	}
@@ -422,14 +422,15 @@ func (b *pbucket) fastestRate() float64 {
 	return b.capacity / w
 }
 
-// learnWindow learns from report rep, whose evidence about the window
-// (with that of the other buckets of its report that share its prior) is
-// ev, and adopts the window it implies from now on.
-func (b *pbucket) learnWindow(now time.Time, rep *Limit, ev winRange, round float64, grain, lag time.Duration) {
+// learnWindow learns from report rep, whose reset is resetIn from now and
+// whose evidence about the window (with that of the other buckets of its
+// report that share its prior) is ev, and adopts the window it implies
+// from now on.
+func (b *pbucket) learnWindow(now instant, rep *Limit, resetIn time.Duration, ev winRange, round float64, grain, lag time.Duration) {
 	if !b.known() {
 		return
 	}
-	if !b.win.observe(rep, ev, round, grain, lag) {
+	if !b.win.observe(rep, now+instant(resetIn), ev, round, grain, lag) {
 		return
 	}
 	if w := b.win.window(); w != b.window {
@@ -439,8 +440,8 @@ func (b *pbucket) learnWindow(now time.Time, rep *Limit, ev winRange, round floa
 	}
 }
 
-// sync resynchronises the bucket from a server report rep at now, minus
-// uncounted: the cost of this client's requests in flight that the report
+// sync resynchronises the bucket from a server report rep at now, whose
+// reset is resetIn from now, minus uncounted: the cost of this client's requests in flight that the report
 // cannot include yet. round is the granularity the provider may round
 // remaining to (1000 for Anthropic's token counts).
 //
@@ -456,7 +457,7 @@ func (b *pbucket) learnWindow(now time.Time, rep *Limit, ev winRange, round floa
 // clients' consumption (fsig), which lowers this client's refill; when it
 // is large the bucket is contended: requests wait for a margin on top of
 // their cost, and the AIMD share (share) is cut when the bucket runs low.
-func (b *pbucket) sync(now time.Time, rep *Limit, uncounted, round float64) {
+func (b *pbucket) sync(now instant, rep *Limit, resetIn time.Duration, uncounted, round float64) {
 	b.reported = *rep
 	if !b.known() || !rep.HasRemaining {
 		return
@@ -470,7 +471,7 @@ func (b *pbucket) sync(now time.Time, rep *Limit, uncounted, round float64) {
 	b.advance(now)
 	target := float64(rep.Remaining)
 	if !rep.Reset.IsZero() {
-		implied := b.capacity - b.rate*max(seconds(rep.Reset.Sub(now)), 0)
+		implied := b.capacity - b.rate*max(seconds(resetIn), 0)
 		if rep.Remaining <= 0 {
 			target = min(0, implied)
 		} else {
@@ -511,7 +512,7 @@ func (b *pbucket) sync(now time.Time, rep *Limit, uncounted, round float64) {
 // beyond what this client's own charges explain. The estimate is signed
 // (noise, such as Anthropic's rounding to the thousand, averages out
 // instead of piling up), and only its positive part slows the refill.
-func (b *pbucket) measure(now time.Time, target, round float64) {
+func (b *pbucket) measure(now instant, target, round float64) {
 	b.advanceShadow(now)
 	if !b.synced {
 		b.shadow, b.anchorAt, b.lost = target, now, 0
@@ -522,7 +523,7 @@ func (b *pbucket) measure(now time.Time, target, round float64) {
 	// Measure over at least foreignWindow, and long enough that the
 	// rounding of remaining is a tenth of the refill.
 	b.interval = max(foreignWindow, secondsToDuration(10*round/b.rate))
-	dt := now.Sub(b.anchorAt)
+	dt := now.since(b.anchorAt)
 	if dt < b.interval {
 		return
 	}
@@ -533,6 +534,30 @@ func (b *pbucket) measure(now time.Time, target, round float64) {
 	b.anchorAt, b.lost = now, 0
 	b.measured++
 }
+
+// instant is a time on a partition's clock (see localStore.at), in
+// nanoseconds: a bucket keeps instants where it would keep time.Time
+// values. Subtracting two is a subtraction where Time.Sub is a call, and
+// storing one writes no pointer (a time.Time holds its Location), so no
+// write barrier runs while the garbage collector marks. The zero instant
+// means "never" and lies long before every other, as the zero time.Time
+// does: a clock's epoch is instantBase.
+type instant int64
+
+// instantBase is the instant of a clock's epoch: about 146 years after the
+// zero instant, and as long before the largest.
+const instantBase = 1 << 62
+
+// instantOf returns t on the clock whose epoch is epoch, clamped to the
+// clock's range (146 years either way), so that the difference of two
+// instants never overflows.
+func instantOf(epoch, t time.Time) instant {
+	d := t.Sub(epoch)
+	return instant(min(max(d, 1-instantBase), instantBase-1)) + instantBase
+}
+
+// since returns how long after u the instant t is.
+func (t instant) since(u instant) time.Duration { return time.Duration(t - u) }
 
 // seconds is d.Seconds() for the pacer's per-request arithmetic, in one
 // division where Duration.Seconds splits d in two first. It is the exact

@@ -276,7 +276,7 @@ func (pp *pacerPart) delay(now time.Time, c, need *pcost, info *requestInfo) (d 
 	// until the refill alone covered it.
 	if w, dim := pp.store.wait(now, *c, *need, true, len(pp.flights) > 0); w > d {
 		d, cause = w, pdimNames[dim]
-		if pp.store.bucket(dim).rising(now) {
+		if pp.store.bucket(dim).rising(pp.store.at(now)) {
 			// The refill grows while it waits: look again soon.
 			d = min(d, risingRecheck)
 		}
@@ -401,8 +401,9 @@ func (pp *pacerPart) stats(now time.Time) PacerStats {
 		if !b.known() {
 			return BucketStats{Reported: b.reported}
 		}
-		b.advance(now)
-		return BucketStats{Limit: int64(b.capacity), Level: b.level, Window: b.window, RefillPerSecond: b.refill(now), Reported: b.reported}
+		at := pp.store.at(now)
+		b.advance(at)
+		return BucketStats{Limit: int64(b.capacity), Level: b.level, Window: b.window, RefillPerSecond: b.refill(at), Reported: b.reported}
 	}
 	st := PacerStats{
 		Partition:       pp.key,

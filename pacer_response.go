@@ -273,7 +273,8 @@ func (pp *pacerPart) sync(now time.Time, lim *Limits, f *pflight, class Class, r
 			r.reps[d], known = rep, true
 			r.round[d] = roundingOf(pp.provider, d)
 			if !rep.Reset.IsZero() {
-				r.grain[d] = resetGrain(pp.provider, rep.Reset.Sub(now))
+				r.resetIn[d] = rep.Reset.Sub(now)
+				r.grain[d] = resetGrain(pp.provider, r.resetIn[d])
 			}
 		}
 	}
@@ -310,7 +311,7 @@ func (pp *pacerPart) inferCharging(now time.Time, lim *Limits, f *pflight, class
 	slack := roundingOf(pp.provider, d)
 	// Other clients' refunds raise the remaining too: a contended or shared
 	// bucket cannot refute reservation.
-	if b := pp.store.bucket(d); (l.rule == OutputReserved || !l.confirmed) && !b.shared && !b.isContended(now) {
+	if b := pp.store.bucket(d); (l.rule == OutputReserved || !l.confirmed) && !b.shared && !b.isContended(pp.store.at(now)) {
 		// Under reservation the remaining excludes the max_tokens of every
 		// request in flight the server has admitted, less what the bucket
 		// refilled since the oldest of them was admitted. A remaining

@@ -354,7 +354,7 @@ func (pp *pacerPart) reserveShared(req *http.Request, f *pflight) (*Refusal, err
 		for d := range pdCount {
 			if g.Known[d] {
 				if b := pp.store.bucket(d); b.known() {
-					b.advance(now)
+					b.advance(pp.store.at(now))
 					b.level = min(b.level, g.Levels[d])
 				}
 			}

@@ -21,13 +21,25 @@ func roundingOf(p Provider, d pdim) float64 {
 type localStore struct {
 	buckets [pdCount]pbucket
 	until   time.Time
+	// epoch is the time of the buckets' instant instantBase: the first
+	// time the store was given.
+	epoch time.Time
+}
+
+// at returns t as an instant of the buckets' clock.
+func (s *localStore) at(t time.Time) instant {
+	if s.epoch.IsZero() {
+		s.epoch = t
+	}
+	return instantOf(s.epoch, t)
 }
 
 // wait returns how long from now until c fits every known bucket (and the
 // server's bucket, as far as this client can tell, holds need), and the
 // dimension that waits longest (pdCount when none waits). With clamp, each
 // cost is clamped to its bucket's capacity first.
-func (s *localStore) wait(now time.Time, c, need pcost, clamp, shareNeed bool) (time.Duration, pdim) {
+func (s *localStore) wait(t time.Time, c, need pcost, clamp, shareNeed bool) (time.Duration, pdim) {
+	now := s.at(t)
 	var longest time.Duration
 	dim := pdCount
 	for d := range s.buckets {
@@ -62,14 +74,16 @@ func (s *localStore) wait(now time.Time, c, need pcost, clamp, shareNeed bool) (
 }
 
 // take charges c to the buckets (clamped to their capacities).
-func (s *localStore) take(now time.Time, c pcost) {
+func (s *localStore) take(t time.Time, c pcost) {
+	now := s.at(t)
 	for d := range s.buckets {
 		s.buckets[d].take(now, c[d])
 	}
 }
 
 // give refunds c.
-func (s *localStore) give(now time.Time, c pcost) {
+func (s *localStore) give(t time.Time, c pcost) {
+	now := s.at(t)
 	for d := range s.buckets {
 		s.buckets[d].give(now, c[d])
 	}
@@ -77,7 +91,8 @@ func (s *localStore) give(now time.Time, c pcost) {
 
 // sync resynchronises the buckets from a response's report, and learns
 // their windows from it.
-func (s *localStore) sync(now time.Time, r *report) {
+func (s *localStore) sync(t time.Time, r *report) {
+	now := s.at(t)
 	var known [pdCount]bool
 	for d, rep := range r.reps {
 		if rep == nil {
@@ -93,12 +108,12 @@ func (s *localStore) sync(now time.Time, r *report) {
 		b.configure(now, rep.Limit, window, false)
 		known[d] = b.known()
 	}
-	ev := r.windowEvidence(now, s, &known)
+	ev := r.windowEvidence(t, s, &known)
 	for d, rep := range r.reps {
 		if known[d] {
 			b := &s.buckets[d]
-			b.learnWindow(now, rep, ev[d], r.round[d], r.grain[d], r.lag)
-			b.sync(now, rep, r.uncounted[d], r.round[d])
+			b.learnWindow(now, rep, r.resetIn[d], ev[d], r.round[d], r.grain[d], r.lag)
+			b.sync(now, rep, r.resetIn[d], r.uncounted[d], r.round[d])
 		}
 	}
 }
@@ -146,10 +161,12 @@ type report struct {
 	// uncounted is the cost of this client's requests in flight that the
 	// report cannot include yet.
 	uncounted pcost
-	// round is the granularity of each dimension's remaining; grain the
-	// resolution of its reset (see resetGrain).
-	round pcost
-	grain [pdCount]time.Duration
+	// round is the granularity of each dimension's remaining; resetIn how
+	// long from now its reset is (0 when it has none), and grain the
+	// resolution of that reset (see resetGrain).
+	round   pcost
+	resetIn [pdCount]time.Duration
+	grain   [pdCount]time.Duration
 	// lag bounds how long before now the server made the report; skew the
 	// clock difference allowed with a server that sends absolute resets.
 	lag, skew time.Duration
@@ -157,11 +174,12 @@ type report struct {
 
 // cut lowers this client's share of dimension d's refill after a 429 the
 // pacer did not expect (see pbucket.share).
-func (s *localStore) cut(now time.Time, d pdim) { s.buckets[d].cut(now) }
+func (s *localStore) cut(now time.Time, d pdim) { s.buckets[d].cut(s.at(now)) }
 
 // configure sets limits known up front (no level is implied unless a
 // Remaining is given).
-func (s *localStore) configure(now time.Time, l *Limits) {
+func (s *localStore) configure(t time.Time, l *Limits) {
+	now := s.at(t)
 	for d := range s.buckets {
 		rep := limitOf(l, pdim(d))
 		b := &s.buckets[d]

@@ -183,33 +183,34 @@ type windowTrack struct {
 	// last is the previous report's remaining and reset, for the
 	// consistency check.
 	lastRem   float64
-	lastReset time.Time
+	lastReset instant
 	lastErr   float64 // the reset's uncertainty, seconds
 }
 
-// observe learns from report rep: its evidence ev, and its consistency
-// with the previous report. It reports whether what was learned changed.
-func (w *windowTrack) observe(rep *Limit, ev winRange, round float64, grain, lag time.Duration) bool {
+// observe learns from report rep, whose reset is the instant reset: its
+// evidence ev, and its consistency with the previous report. It reports
+// whether what was learned changed.
+func (w *windowTrack) observe(rep *Limit, reset instant, ev winRange, round float64, grain, lag time.Duration) bool {
 	if w.fixed || !rep.HasRemaining || rep.Reset.IsZero() {
 		return false
 	}
 	rem := float64(rep.Remaining)
 	e := max(round/2, 1)
 	gs := seconds(grain + lag)
-	if !w.lastReset.IsZero() && rem > 0 && w.lastRem > 0 {
+	if w.lastReset != 0 && rem > 0 && w.lastRem > 0 {
 		// Between two reports a bucket's remaining rises by the refill less
 		// what was taken, and its reset instant moves later by what was
 		// taken over the refill rate: remaining falling by more than its
 		// rounding while the reset instant comes nearer (beyond the
 		// resolution of both) is no token bucket.
 		dRem := rem - w.lastRem
-		dReset := seconds(rep.Reset.Sub(w.lastReset))
+		dReset := seconds(reset.since(w.lastReset))
 		if dRem < -2*e && dReset < -(gs+w.lastErr) {
 			w.fixed, w.r = true, winRange{}
 			return true
 		}
 	}
-	w.lastRem, w.lastReset, w.lastErr = rem, rep.Reset, gs
+	w.lastRem, w.lastReset, w.lastErr = rem, reset, gs
 	if !ev.ok() {
 		return false
 	}

@@ -120,17 +120,19 @@ func TestWindowTrack(t *testing.T) {
 	w := windowTrack{prior: time.Minute}
 	assert.Equal(t, time.Minute, w.window(), "no evidence: the prior")
 	rep := &Limit{Limit: 100, Remaining: 50, HasRemaining: true, Reset: pcT0.Add(3 * time.Second)}
-	w.observe(rep, winRange{lo: 4, hi: 8}, 1, time.Millisecond, 0)
+	w.observe(rep, pcAt(rep.Reset), winRange{lo: 4, hi: 8}, 1, time.Millisecond, 0)
 	assert.Equal(t, 8*time.Second, w.window(), "a wide interval: its bound nearest the prior")
-	w.observe(rep, winRange{lo: 5.5, hi: 6.5}, 1, time.Millisecond, 0)
+	w.observe(rep, pcAt(rep.Reset), winRange{lo: 5.5, hi: 6.5}, 1, time.Millisecond, 0)
 	assert.InDelta(t, math.Sqrt(5.5*6.5), w.window().Seconds(), 1e-6, "a narrow one: its middle")
-	w.observe(rep, winRange{lo: 50, hi: 70}, 1, time.Millisecond, 0)
+	w.observe(rep, pcAt(rep.Reset), winRange{lo: 50, hi: 70}, 1, time.Millisecond, 0)
 	assert.Equal(t, time.Minute, w.window(), "disjoint: start over, and the prior fits")
 
 	f := windowTrack{prior: time.Minute}
-	f.observe(&Limit{Limit: 100, Remaining: 80, HasRemaining: true, Reset: pcT0.Add(50 * time.Second)}, winRange{lo: 200, hi: 300}, 1, time.Second, 0)
+	r1 := &Limit{Limit: 100, Remaining: 80, HasRemaining: true, Reset: pcT0.Add(50 * time.Second)}
+	f.observe(r1, pcAt(r1.Reset), winRange{lo: 200, hi: 300}, 1, time.Second, 0)
 	assert.Equal(t, 200*time.Second, f.window())
-	f.observe(&Limit{Limit: 100, Remaining: 40, HasRemaining: true, Reset: pcT0.Add(40 * time.Second)}, winRange{lo: 60, hi: 70}, 1, time.Second, 0)
+	r2 := &Limit{Limit: 100, Remaining: 40, HasRemaining: true, Reset: pcT0.Add(40 * time.Second)}
+	f.observe(r2, pcAt(r2.Reset), winRange{lo: 60, hi: 70}, 1, time.Second, 0)
 	assert.True(t, f.fixed, "drained while the reset came nearer: no token bucket")
 	assert.Equal(t, time.Minute, f.window())
 }

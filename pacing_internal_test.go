@@ -15,11 +15,23 @@ import (
 
 var pcT0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
+// pcAt returns t as an instant of a clock whose epoch is pcT0.
+func pcAt(t time.Time) instant { return instantOf(pcT0, t) }
+
+// syncAt resynchronises b from rep at t, as localStore.sync does.
+func syncAt(b *pbucket, t time.Time, rep *Limit, uncounted, round float64) {
+	var resetIn time.Duration
+	if !rep.Reset.IsZero() {
+		resetIn = rep.Reset.Sub(t)
+	}
+	b.sync(pcAt(t), rep, resetIn, uncounted, round)
+}
+
 // newTestBucket returns a bucket of capacity per minute, synced once to
 // level (exactly).
 func newTestBucket(capacity, level int64) *pbucket {
 	b := &pbucket{}
-	b.configure(pcT0, capacity, time.Minute, true)
+	b.configure(pcAt(pcT0), capacity, time.Minute, true)
 	b.level = float64(level)
 	return b
 }
@@ -31,14 +43,14 @@ func TestBucketSyncCrossChecksReset(t *testing.T) {
 	rate := 8000.0 / 60
 	// The truth is 2600: Anthropic says 3000 (rounded) and full in 40.5 s,
 	// rounded up to 41 s.
-	b.sync(pcT0, &Limit{Limit: 8000, Remaining: 3000, HasRemaining: true, Reset: pcT0.Add(41 * time.Second), Window: time.Minute}, 0, 1000)
+	syncAt(b, pcT0, &Limit{Limit: 8000, Remaining: 3000, HasRemaining: true, Reset: pcT0.Add(41 * time.Second), Window: time.Minute}, 0, 1000)
 	assert.InDelta(t, 8000-41*rate, b.level, 1e-6)
 	assert.InDelta(t, 2600, b.level, rate, "within a second of refill of the truth")
 
 	// A reset far beyond what remaining allows (a fixed window's end) pulls
 	// the level down by the rounding at most.
 	b = newTestBucket(8000, 8000)
-	b.sync(pcT0, &Limit{Limit: 8000, Remaining: 5000, HasRemaining: true, Reset: pcT0.Add(59 * time.Second)}, 0, 1000)
+	syncAt(b, pcT0, &Limit{Limit: 8000, Remaining: 5000, HasRemaining: true, Reset: pcT0.Add(59 * time.Second)}, 0, 1000)
 	assert.InDelta(t, 4000, b.level, 1e-6)
 }
 
@@ -48,17 +60,17 @@ func TestBucketSyncCrossChecksReset(t *testing.T) {
 func TestBucketSyncDebt(t *testing.T) {
 	b := newTestBucket(8000, 100)
 	b.synced = true
-	b.sync(pcT0, &Limit{Limit: 8000, Remaining: 0, HasRemaining: true, Reset: pcT0.Add(90 * time.Second), Window: 24 * time.Hour}, 0, 1000)
+	syncAt(b, pcT0, &Limit{Limit: 8000, Remaining: 0, HasRemaining: true, Reset: pcT0.Add(90 * time.Second), Window: 24 * time.Hour}, 0, 1000)
 	assert.Equal(t, time.Minute, b.window, "the window stays a minute")
 	assert.InDelta(t, 8000-90*8000.0/60, b.level, 1e-6)
-	assert.InDelta(t, float64(90*time.Second), float64(b.wait(pcT0, 8000)), float64(time.Microsecond), "until the debt is paid and the bucket full")
+	assert.InDelta(t, float64(90*time.Second), float64(b.wait(pcAt(pcT0), 8000)), float64(time.Microsecond), "until the debt is paid and the bucket full")
 }
 
 // A cost above the capacity waits for a full bucket, never longer.
 func TestBucketClampsCost(t *testing.T) {
 	b := newTestBucket(1000, 0)
-	assert.Equal(t, time.Minute, b.wait(pcT0, 5000))
-	b.take(pcT0.Add(time.Minute), 5000)
+	assert.Equal(t, time.Minute, b.wait(pcAt(pcT0), 5000))
+	b.take(pcAt(pcT0.Add(time.Minute)), 5000)
 	assert.InDelta(t, 0, b.level, 1e-9, "a clamped cost takes the whole bucket, not more")
 }
 
@@ -68,31 +80,31 @@ func TestBucketMeasuresOtherClients(t *testing.T) {
 	b := newTestBucket(60000, 0) // 1000 a second
 	now := pcT0
 	truth := 30000.0 // half full: no AIMD cut, which needs a low bucket
-	b.sync(now, &Limit{Limit: 60000, Remaining: int64(truth), HasRemaining: true}, 0, 1)
+	syncAt(b, now, &Limit{Limit: 60000, Remaining: int64(truth), HasRemaining: true}, 0, 1)
 	for range 40 {
 		// Each second: 1000 refill, this client takes 500, another 500.
 		for range 5 {
 			now = now.Add(time.Second)
-			b.take(now, 500)
+			b.take(pcAt(now), 500)
 			truth += 1000 - 500 - 500
 		}
-		b.sync(now, &Limit{Limit: 60000, Remaining: int64(truth), HasRemaining: true}, 0, 1)
+		syncAt(b, now, &Limit{Limit: 60000, Remaining: int64(truth), HasRemaining: true}, 0, 1)
 	}
-	assert.InDelta(t, 500, b.fsigAt(now), 25, "the other client's rate")
-	assert.InDelta(t, 500, b.refill(now), 25)
+	assert.InDelta(t, 500, b.fsigAt(pcAt(now)), 25, "the other client's rate")
+	assert.InDelta(t, 500, b.refill(pcAt(now)), 25)
 	// Silence: the estimate fades after foreignForget.
 	later := now.Add(b.interval + foreignForget + 3*foreignForget)
-	assert.Less(t, b.fsigAt(later), 500*0.1)
+	assert.Less(t, b.fsigAt(pcAt(later)), 500*0.1)
 }
 
 // A bucket refills lazily, and the wait is exact.
 func TestBucketWait(t *testing.T) {
 	b := newTestBucket(60, 0)
-	assert.Equal(t, time.Second, b.wait(pcT0, 1))
-	assert.Equal(t, time.Duration(0), b.wait(pcT0.Add(time.Second), 1))
-	b.take(pcT0.Add(time.Second), 1)
+	assert.Equal(t, time.Second, b.wait(pcAt(pcT0), 1))
+	assert.Equal(t, time.Duration(0), b.wait(pcAt(pcT0.Add(time.Second)), 1))
+	b.take(pcAt(pcT0.Add(time.Second)), 1)
 	assert.InDelta(t, 0, b.level, 1e-9)
-	b.give(pcT0.Add(time.Second), 100)
+	b.give(pcAt(pcT0.Add(time.Second)), 100)
 	assert.InDelta(t, 60, b.level, 1e-9, "a refund never overfills")
 }
 
