@@ -440,11 +440,14 @@ func laterOf(a, b time.Time) time.Time {
 }
 
 // nowAfter returns the current time as t plus the time elapsed since t by
-// the monotonic clock: time.Now with one clock read instead of two when t
-// carries a monotonic reading, as every time.Now does (otherwise, time.Now).
-func nowAfter(t time.Time) time.Time {
+// the monotonic clock, and that time elapsed: time.Now with one clock read
+// instead of two when t carries a monotonic reading, as every time.Now does
+// (otherwise, time.Now).
+func nowAfter(t time.Time) (now time.Time, elapsed time.Duration) {
 	if t.IsZero() {
-		return time.Now()
+		now = time.Now()
+		return now, now.Sub(t)
 	}
-	return t.Add(time.Since(t))
+	elapsed = time.Since(t)
+	return t.Add(elapsed), elapsed
 }

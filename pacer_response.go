@@ -26,7 +26,7 @@ var monthlyCodes = [...]string{
 // wraps a successful response's body to learn its usage.
 func (pp *pacerPart) finish(ctx context.Context, f *pflight, info *requestInfo, resp *http.Response, err error) {
 	s := &pp.p.s
-	now := nowAfter(f.sent)
+	now, took := nowAfter(f.sent)
 	class := s.Classifier(resp, err)
 	var (
 		lim      Limits
@@ -52,7 +52,7 @@ func (pp *pacerPart) finish(ctx context.Context, f *pflight, info *requestInfo, 
 
 	pp.mu.Lock()
 	if err == nil && resp != nil {
-		pp.observeLatency(now.Sub(f.sent), status/100 != 2 || f.stream)
+		pp.observeLatency(took, status/100 != 2 || f.stream)
 	}
 	refundedAt := pp.refundedAt
 	var shared *Settlement
@@ -61,7 +61,7 @@ func (pp *pacerPart) finish(ctx context.Context, f *pflight, info *requestInfo, 
 	}
 	if !keep {
 		if ok2xx {
-			pp.observeServed(now.Sub(f.sent))
+			pp.observeServed(took)
 		}
 		refund, debit := pp.settle(now, f, ok2xx || resp == nil, -1)
 		if shared != nil {

@@ -219,16 +219,18 @@ func TestSlowDownSendRate(t *testing.T) {
 	}
 }
 
-// TestNowAfter checks that nowAfter is the current time, for a time with a
-// monotonic reading, one without, and the zero time.
+// TestNowAfter checks that nowAfter is the current time and the time
+// elapsed since the one given, for a time with a monotonic reading, one
+// without, and the zero time.
 func TestNowAfter(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		start := time.Now()
 		time.Sleep(1500 * time.Millisecond) // fake time
 		now := time.Now()
 		for _, from := range []time.Time{start, start.Round(0), {}} {
-			got := nowAfter(from)
+			got, took := nowAfter(from)
 			assert.True(t, got.Equal(now), "from %v: %v, want %v", from, got, now)
+			assert.Equal(t, now.Sub(from), took, "from %v", from)
 		}
 	})
 }
