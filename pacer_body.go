@@ -162,7 +162,9 @@ func (w *usageWin) usage(total int64) usage {
 // the first input and cache-write counts; -1 when absent.
 type usageScan struct{ output, input, cacheWrite int64 }
 
-// scan finds every `…_tokens": n` in b, in one pass.
+// scan finds every `…_tokens": n` in b, in one pass. A key is recognised
+// by the name before its "_tokens" suffix and the quote that opens it,
+// which must lie after the previous match.
 func (s *usageScan) scan(b []byte) {
 	s.output, s.input, s.cacheWrite = -1, -1, -1
 	for i := 0; i < len(b); {
@@ -170,30 +172,32 @@ func (s *usageScan) scan(b []byte) {
 		if j < 0 {
 			return
 		}
-		keyEnd := i + j + len(tokensSuffix) - 1 // the closing quote
-		q := bytes.LastIndexByte(b[i:i+j], '"')
-		start := i
-		i = keyEnd + 1
-		if q < 0 {
-			continue
-		}
+		p := i + j // the suffix's underscore
+		key := b[i:p]
+		i = p + len(tokensSuffix)
 		v, ok := countAt(b[i:])
 		if !ok {
 			continue
 		}
-		switch string(b[start+q+1 : keyEnd]) {
-		case "output_tokens", "completion_tokens":
+		switch {
+		case quotedEnd(key, "output"), quotedEnd(key, "completion"):
 			s.output = v
-		case "input_tokens", "prompt_tokens":
+		case quotedEnd(key, "input"), quotedEnd(key, "prompt"):
 			if s.input < 0 {
 				s.input = v
 			}
-		case "cache_creation_input_tokens":
+		case quotedEnd(key, "cache_creation_input"):
 			if s.cacheWrite < 0 {
 				s.cacheWrite = v
 			}
 		}
 	}
+}
+
+// quotedEnd reports whether b ends with a quote and then name.
+func quotedEnd(b []byte, name string) bool {
+	n := len(b) - len(name)
+	return n > 0 && b[n-1] == '"' && string(b[n:]) == name
 }
 
 // tokensSuffix ends every token count's key.
