@@ -18,6 +18,23 @@ var pcT0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 // pcAt returns t as an instant of a clock whose epoch is pcT0.
 func pcAt(t time.Time) instant { return instantOf(pcT0, t) }
 
+// TestInstantOf checks the buckets' clock: exact differences, the epoch at
+// instantBase, times far away clamped so that no difference overflows, and
+// the zero instant ("never") before every time.
+func TestInstantOf(t *testing.T) {
+	assert.Equal(t, instant(instantBase), pcAt(pcT0))
+	a, b := pcAt(pcT0.Add(-90*time.Second)), pcAt(pcT0.Add(1500*time.Millisecond))
+	assert.Equal(t, 91500*time.Millisecond, b.since(a))
+	assert.Equal(t, -91500*time.Millisecond, a.since(b))
+
+	lo, hi := pcAt(time.Time{}), pcAt(pcT0.Add(math.MaxInt64))
+	assert.Greater(t, lo, instant(0), "the zero time is a time, after never")
+	assert.Greater(t, hi.since(lo), time.Duration(0), "the widest difference does not overflow")
+	assert.Less(t, lo, a)
+	assert.Greater(t, hi, b)
+	assert.Greater(t, a.since(0), 100*365*24*time.Hour, "never is long ago")
+}
+
 // syncAt resynchronises b from rep at t, as localStore.sync does.
 func syncAt(b *pbucket, t time.Time, rep *Limit, uncounted, round float64) {
 	var resetIn time.Duration
