@@ -51,18 +51,7 @@ func usageByTokens(b []byte) usageScan {
 			if digits == 0 {
 				continue
 			}
-			switch k {
-			case "output_tokens", "completion_tokens":
-				s.output = v
-			case "input_tokens", "prompt_tokens":
-				if s.input < 0 {
-					s.input = v
-				}
-			case "cache_creation_input_tokens":
-				if s.cacheWrite < 0 {
-					s.cacheWrite = v
-				}
-			}
+			s.refCount(k, v)
 		}
 	}
 }

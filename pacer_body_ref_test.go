@@ -24,18 +24,24 @@ func scanUsageRef(b []byte) usageScan {
 		if !ok {
 			continue
 		}
-		switch string(b[start+q+1 : keyEnd]) {
-		case "output_tokens", "completion_tokens":
-			s.output = v
-		case "input_tokens", "prompt_tokens":
-			if s.input < 0 {
-				s.input = v
-			}
-		case "cache_creation_input_tokens":
-			if s.cacheWrite < 0 {
-				s.cacheWrite = v
-			}
-		}
+		s.refCount(string(b[start+q+1:keyEnd]), v)
 	}
 	return s
+}
+
+// refCount records count v of key as the test references read keys: the
+// last output count, the first input and cache-write counts.
+func (s *usageScan) refCount(key string, v int64) {
+	switch key {
+	case "output_tokens", "completion_tokens":
+		s.output = v
+	case "input_tokens", "prompt_tokens":
+		if s.input < 0 {
+			s.input = v
+		}
+	case "cache_creation_input_tokens":
+		if s.cacheWrite < 0 {
+			s.cacheWrite = v
+		}
+	}
 }
