@@ -14,29 +14,29 @@ func usageByTokens(b []byte) usageScan {
 	s := usageScan{output: -1, input: -1, cacheWrite: -1}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
-	var stack []bool // true: an object, expecting a key
-	key := ""
+	var (
+		objects   []bool // the open containers: true for an object
+		expectKey bool   // the next string is a key
+		key       string // the key of the value being read
+	)
 	for {
 		tok, err := dec.Token()
 		if err != nil {
 			return s
 		}
-		inObject := len(stack) > 0 && stack[len(stack)-1]
-		if str, ok := tok.(string); ok && inObject && key == "" {
-			key = str
+		if str, ok := tok.(string); ok && expectKey {
+			key, expectKey = str, false
 			continue
 		}
-		k := key
-		key = ""
 		switch t := tok.(type) {
 		case json.Delim:
 			switch t {
-			case '{':
-				stack = append(stack, true)
-			case '[':
-				stack = append(stack, false)
+			case '{', '[':
+				objects = append(objects, t == '{')
+				key, expectKey = "", t == '{'
+				continue
 			default:
-				stack = stack[:len(stack)-1]
+				objects = objects[:len(objects)-1]
 			}
 		case json.Number:
 			digits := 0
@@ -48,11 +48,13 @@ func usageByTokens(b []byte) usageScan {
 				v = v*10 + int64(c-'0')
 				digits++
 			}
-			if digits == 0 {
-				continue
+			if digits > 0 {
+				s.refCount(key, v)
 			}
-			s.refCount(k, v)
 		}
+		// A value ended: in an object, a key comes next.
+		key = ""
+		expectKey = len(objects) > 0 && objects[len(objects)-1]
 	}
 }
 
@@ -68,6 +70,7 @@ func FuzzUsageScan(f *testing.F) {
 		`{"a_tokens":{"prompt_tokens" : 5.5},"x":"prompt_tokens","output_tokens":-3,"completion_tokens":1e3}`,
 		`"a_tokens"prompt_tokens": 5, _tokens": 1 "input_tokens":12345678901234567890`,
 		`{"usage":{"prompt_tokens":`,
+		`{"":"a","prompt_tokens":5,"b":[{"":{}},"output_tokens"],"output_tokens":[7]}`,
 	} {
 		f.Add([]byte(seed))
 	}

@@ -3,9 +3,9 @@ package llmhttp
 import "bytes"
 
 // scanUsageRef is usageScan.scan as it was before its keys were matched by
-// suffix (a copy kept for FuzzUsageScan's differential check): it finds
-// every `…_tokens"`, takes the key from the quote before it, and switches
-// on the whole key.
+// suffix (a copy kept for FuzzUsageScan's differential check, with
+// bytes.Index for indexTokens): it finds every `…_tokens"`, takes the key
+// from the quote before it, and switches on the whole key.
 func scanUsageRef(b []byte) usageScan {
 	s := usageScan{output: -1, input: -1, cacheWrite: -1}
 	for i := 0; i < len(b); {
