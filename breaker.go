@@ -361,11 +361,12 @@ func (t *breakerTransport) CloseIdleConnections() { closeIdle(t.next) }
 
 // RoundTrip implements [http.RoundTripper].
 func (t *breakerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	return t.roundTripInfo(req, nil, time.Now())
+	resp, _, err := t.roundTripInfo(req, nil, time.Now())
+	return resp, err
 }
 
 // roundTripInfo implements infoTripper.
-func (t *breakerTransport) roundTripInfo(req *http.Request, info *requestInfo, now time.Time) (resp *http.Response, err error) {
+func (t *breakerTransport) roundTripInfo(req *http.Request, info *requestInfo, now time.Time) (resp *http.Response, done time.Time, err error) {
 	b := t.b
 	if b.defaultKey {
 		info = infoFor(req, info)
@@ -384,9 +385,9 @@ func (t *breakerTransport) roundTripInfo(req *http.Request, info *requestInfo, n
 	send := func(at time.Time) error {
 		sent = true
 		a := admission{at: at, gen: c.gen.Load()}
-		resp, err = sendOn(t.next, req, info, at)
+		resp, done, err = sendOn(t.next, req, info, at)
 		outcome = b.outcome(req, resp, err)
-		if late = b.isLate(c, a, outcome); late {
+		if late = b.isLate(c, a, done, outcome); late {
 			return errBreakerIgnored
 		}
 		return outcome
@@ -405,9 +406,9 @@ func (t *breakerTransport) roundTripInfo(req *http.Request, info *requestInfo, n
 			req.Body.Close()
 		}
 		if aerr != nil {
-			return nil, aerr
+			return nil, time.Time{}, aerr
 		}
-		return refusal.Response(req), nil
+		return refusal.Response(req), time.Time{}, nil
 	}
 	if outcome == nil && isEventStream(resp) {
 		// A stream's outcome is recorded at its head; an error event in
@@ -420,7 +421,7 @@ func (t *breakerTransport) roundTripInfo(req *http.Request, info *requestInfo, n
 			}
 		})
 	}
-	return resp, err
+	return resp, done, err
 }
 
 // isEventStream reports whether resp is a server-sent event stream.
@@ -779,8 +780,9 @@ type admission struct {
 	gen uint64
 }
 
-// isLate reports whether outcome, of a request admitted at a, is to be
-// filed as a new request's (see refile) rather than its own.
+// isLate reports whether outcome, of a request admitted at a and answered
+// at done (see answeredAt), is to be filed as a new request's (see refile)
+// rather than its own.
 //
 // gobreaker files an outcome in the window bucket of the request's start
 // and drops it once that bucket has left the window, so the outcome of a
@@ -789,8 +791,8 @@ type admission struct {
 // through by a circuit that has stayed closed since, is filed as a new
 // request's instead: the old admission is reported as ignored, and a fresh
 // one takes the outcome.
-func (b *Breaker) isLate(c *circuit, a admission, outcome error) bool {
-	return outcome != errBreakerIgnored && time.Since(a.at) > b.window-b.window/10 &&
+func (b *Breaker) isLate(c *circuit, a admission, done time.Time, outcome error) bool {
+	return outcome != errBreakerIgnored && answeredAt(done).Sub(a.at) > b.window-b.window/10 &&
 		c.gen.Load() == a.gen && State(c.state.Load()) == StateClosed
 }
 

@@ -79,11 +79,12 @@ const headerDegraded = "Llmhttp-Degraded"
 
 // RoundTrip implements [http.RoundTripper].
 func (t *budgetTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	return t.roundTripInfo(req, nil, time.Now())
+	resp, _, err := t.roundTripInfo(req, nil, time.Now())
+	return resp, err
 }
 
 // roundTripInfo implements infoTripper.
-func (t *budgetTransport) roundTripInfo(req *http.Request, info *requestInfo, now time.Time) (*http.Response, error) {
+func (t *budgetTransport) roundTripInfo(req *http.Request, info *requestInfo, now time.Time) (*http.Response, time.Time, error) {
 	b := t.b
 	var names []string
 	var tenant string
@@ -114,7 +115,7 @@ func (t *budgetTransport) roundTripInfo(req *http.Request, info *requestInfo, no
 	var plan budgetPlan
 	for i := range refs {
 		if r := checkCaps(refs[i].d, est, &plan); r != nil {
-			return b.refuse(req, refs[i].d, tenant, r)
+			return b.refuse(req, refs[i].d, tenant, r), time.Time{}, nil
 		}
 	}
 	if queueLimit > 0 {
@@ -129,7 +130,7 @@ func (t *budgetTransport) roundTripInfo(req *http.Request, info *requestInfo, no
 			if len(refs) > 0 {
 				d = refs[0].d
 			}
-			return b.refuse(req, d, tenant, r)
+			return b.refuse(req, d, tenant, r), time.Time{}, nil
 		}
 	}
 
@@ -142,10 +143,10 @@ func (t *budgetTransport) roundTripInfo(req *http.Request, info *requestInfo, no
 		send, rw, r, err = b.admit(adm, info, prio, &plan)
 		if err != nil {
 			closeBody(req)
-			return nil, err
+			return nil, time.Time{}, err
 		}
 		if r != nil {
-			return b.refuse(req, r.d, tenant, r.refusal)
+			return b.refuse(req, r.d, tenant, r.refusal), time.Time{}, nil
 		}
 		if send != req {
 			closeBody(req) // the degraded clone carries its own body
@@ -158,12 +159,12 @@ func (t *budgetTransport) roundTripInfo(req *http.Request, info *requestInfo, no
 	if len(refs) > 0 {
 		now = time.Now() // after the admission, which may have waited
 	}
-	resp, err := sendOn(t.next, send, sendInfo, now)
+	resp, done, err := sendOn(t.next, send, sendInfo, now)
 	if rw.changed() && resp != nil && resp.Header != nil {
 		resp.Header.Set(headerDegraded, rw.String())
 	}
 	b.settle(adm, resp, err)
-	return resp, err
+	return resp, done, err
 }
 
 // closeBody closes req's body, if it has one.
@@ -208,7 +209,7 @@ type budgetRefusal struct {
 // refuse answers req with r's local reply, after counting it and calling
 // OnRefuse; d is the budget that refused it (nil for queue shedding of a
 // request without budgets).
-func (b *Budgets) refuse(req *http.Request, d *budgetDef, tenant string, r *Refusal) (*http.Response, error) {
+func (b *Budgets) refuse(req *http.Request, d *budgetDef, tenant string, r *Refusal) *http.Response {
 	closeBody(req)
 	name := ""
 	if d != nil {
@@ -227,7 +228,7 @@ func (b *Budgets) refuse(req *http.Request, d *budgetDef, tenant string, r *Refu
 	if b.s.OnRefuse != nil {
 		b.s.OnRefuse(RefuseEvent{Request: req, Budget: name, Tenant: tenant, Refusal: r})
 	}
-	return r.Response(req), nil
+	return r.Response(req)
 }
 
 // count updates d's stats.

@@ -330,12 +330,13 @@ func (a *attemptObserver) CloseIdleConnections() { closeIdle(a.next) }
 
 // RoundTrip implements [http.RoundTripper].
 func (a *attemptObserver) RoundTrip(req *http.Request) (*http.Response, error) {
-	return a.roundTripInfo(req, nil, time.Time{})
+	resp, _, err := a.roundTripInfo(req, nil, time.Time{})
+	return resp, err
 }
 
 // roundTripInfo implements infoTripper. It times the attempt by the clock,
 // not by now.
-func (a *attemptObserver) roundTripInfo(req *http.Request, info *requestInfo, _ time.Time) (*http.Response, error) {
+func (a *attemptObserver) roundTripInfo(req *http.Request, info *requestInfo, _ time.Time) (*http.Response, time.Time, error) {
 	info = infoFor(req, info)
 	ev := AttemptEvent{
 		Request:   req,
@@ -346,7 +347,7 @@ func (a *attemptObserver) roundTripInfo(req *http.Request, info *requestInfo, _ 
 	if a.obs.OnAttemptStart != nil {
 		a.obs.OnAttemptStart(ev)
 	}
-	resp, err := sendOn(a.next, req, info, ev.Start)
+	resp, done, err := sendOn(a.next, req, info, ev.Start)
 	if a.obs.OnAttempt != nil {
 		ev.Duration = time.Since(ev.Start)
 		ev.Response, ev.Err = resp, err
@@ -357,5 +358,5 @@ func (a *attemptObserver) roundTripInfo(req *http.Request, info *requestInfo, _ 
 		ev.Class = a.classify(ev.Response, err)
 		a.obs.OnAttempt(ev)
 	}
-	return resp, err
+	return resp, done, err
 }

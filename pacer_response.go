@@ -23,8 +23,9 @@ var monthlyCodes = [...]string{
 // leaves a streamed response's open until its body ends), resynchronises
 // the buckets from the headers, closes the gate on a server-given wait,
 // cuts the sending rate on slow_down and overload, latches a quota, and
-// wraps a successful response's body to learn its usage.
-func (pp *pacerPart) finish(ctx context.Context, f *pflight, info *requestInfo, resp *http.Response, err error) {
+// wraps a successful response's body to learn its usage. It returns the
+// time of the answer, as it read it.
+func (pp *pacerPart) finish(ctx context.Context, f *pflight, info *requestInfo, resp *http.Response, err error) time.Time {
 	s := &pp.p.s
 	now, took := nowAfter(f.sent)
 	class := s.Classifier(resp, err)
@@ -137,6 +138,7 @@ func (pp *pacerPart) finish(ctx context.Context, f *pflight, info *requestInfo, 
 		b.rc, b.pp, b.f, b.open = resp.Body, pp, f, keep
 		resp.Body = b
 	}
+	return now
 }
 
 // slowFloor returns the least rate a slow-down cut may leave, in requests

@@ -301,11 +301,13 @@ func (t *pacerTransport) CloseIdleConnections() { closeIdle(t.next) }
 // RoundTrip implements [http.RoundTripper]: it waits for the request's turn,
 // sends it, and learns from the response.
 func (t *pacerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	return t.roundTripInfo(req, nil, time.Now())
+	resp, _, err := t.roundTripInfo(req, nil, time.Now())
+	return resp, err
 }
 
-// roundTripInfo implements infoTripper.
-func (t *pacerTransport) roundTripInfo(req *http.Request, info *requestInfo, now time.Time) (*http.Response, error) {
+// roundTripInfo implements infoTripper. done is when the answer came, as
+// the reconciliation read it.
+func (t *pacerTransport) roundTripInfo(req *http.Request, info *requestInfo, now time.Time) (*http.Response, time.Time, error) {
 	p := t.p
 	info = infoFor(req, info)
 	var pp *pacerPart
@@ -333,9 +335,9 @@ func (t *pacerTransport) roundTripInfo(req *http.Request, info *requestInfo, now
 			req.Body.Close()
 		}
 		if refusal != nil {
-			return refusal.Response(req), nil
+			return refusal.Response(req), time.Time{}, nil
 		}
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	if p.s.Store != nil {
 		if refusal, err := pp.reserveShared(req, f); refusal != nil || err != nil {
@@ -343,18 +345,18 @@ func (t *pacerTransport) roundTripInfo(req *http.Request, info *requestInfo, now
 				req.Body.Close()
 			}
 			if refusal != nil {
-				return refusal.Response(req), nil
+				return refusal.Response(req), time.Time{}, nil
 			}
-			return nil, err
+			return nil, time.Time{}, err
 		}
 	}
 	sent := f.sent // when admitted
 	if p.s.Store != nil {
 		sent = time.Now() // after the store's answer
 	}
-	resp, err := sendOn(t.next, req, info, sent)
-	pp.finish(req.Context(), f, info, resp, err)
-	return resp, err
+	resp, _, err := sendOn(t.next, req, info, sent)
+	done := pp.finish(req.Context(), f, info, resp, err)
+	return resp, done, err
 }
 
 // partitionOf returns the state of info's partition, creating it on first

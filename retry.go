@@ -316,11 +316,12 @@ func (t *retryTransport) partition(s *attemptState) Partition {
 
 // RoundTrip implements [http.RoundTripper].
 func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	return t.roundTripInfo(req, nil, time.Now())
+	resp, _, err := t.roundTripInfo(req, nil, time.Now())
+	return resp, err
 }
 
 // roundTripInfo implements infoTripper.
-func (t *retryTransport) roundTripInfo(req *http.Request, info *requestInfo, now time.Time) (*http.Response, error) {
+func (t *retryTransport) roundTripInfo(req *http.Request, info *requestInfo, now time.Time) (*http.Response, time.Time, error) {
 	if _, ok := t.next.(infoTripper); ok || t.stats != nil {
 		// One description for every attempt, so that the layers below
 		// keep one memory of the request across its attempts.
@@ -345,7 +346,7 @@ func (t *retryTransport) roundTripInfo(req *http.Request, info *requestInfo, now
 	areq := req // the first attempt sends the caller's request as it is
 	for {
 		s.attempt++
-		resp, err := sendOn(t.next, areq, info, now)
+		resp, done, err := sendOn(t.next, areq, info, now)
 		if err != nil {
 			if resp != nil && resp.Body != nil {
 				resp.Body.Close() // a broken RoundTripper; net/http ignores resp too
@@ -369,15 +370,17 @@ func (t *retryTransport) roundTripInfo(req *http.Request, info *requestInfo, now
 			}
 		}
 		if err == nil && (class == ClassOK || resp.StatusCode/100 == 2) {
-			return resp, nil // a success, or a 2xx whose body is the caller's
+			return resp, done, nil // a success, or a 2xx whose body is the caller's
 		}
 		delay, hinted, ok := t.decide(&s, resp, err, class)
 		if !ok {
-			return giveUp(&s, resp, err, class)
+			resp, err := giveUp(&s, resp, err, class)
+			return resp, done, err
 		}
 		body, berr := freshBody(req)
 		if berr != nil {
-			return giveUp(&s, resp, err, class)
+			resp, err := giveUp(&s, resp, err, class)
+			return resp, done, err
 		}
 		if refused != nil {
 			// Refusals returned as the final answer are reported by the
@@ -426,7 +429,7 @@ func (t *retryTransport) roundTripInfo(req *http.Request, info *requestInfo, now
 			if body != nil {
 				body.Close()
 			}
-			return nil, &RetryError{Attempts: s.attempt, Err: werr}
+			return nil, time.Time{}, &RetryError{Attempts: s.attempt, Err: werr}
 		}
 		areq = req.Clone(withResend(req.Context(), s.attempt))
 		if body != nil {

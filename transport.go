@@ -79,18 +79,34 @@ var (
 // nil when no layer needed it yet; a layer that needs it computes it with
 // infoFor. RoundTrip is roundTripInfo with a nil info and the current
 // time.
+//
+// Besides RoundTrip's results, roundTripInfo returns done: the time the
+// answer came back, when a layer at or below it read the clock after the
+// answer (the pacer does, to reconcile), else the zero time. A layer that
+// needs that time takes done rather than reading the clock again (see
+// answeredAt).
 type infoTripper interface {
-	roundTripInfo(req *http.Request, info *requestInfo, now time.Time) (*http.Response, error)
+	roundTripInfo(req *http.Request, info *requestInfo, now time.Time) (resp *http.Response, done time.Time, err error)
 }
 
 // sendOn sends req, described by info (nil: not computed yet), at now, to
 // next: by roundTripInfo when next is one of this package's layers, else
-// by RoundTrip.
-func sendOn(next http.RoundTripper, req *http.Request, info *requestInfo, now time.Time) (*http.Response, error) {
+// by RoundTrip (done then zero).
+func sendOn(next http.RoundTripper, req *http.Request, info *requestInfo, now time.Time) (resp *http.Response, done time.Time, err error) {
 	if n, ok := next.(infoTripper); ok {
 		return n.roundTripInfo(req, info, now)
 	}
-	return next.RoundTrip(req)
+	resp, err = next.RoundTrip(req)
+	return resp, time.Time{}, err
+}
+
+// answeredAt returns done, the time an answer came back as a layer below
+// read it (see infoTripper), or the current time when none did.
+func answeredAt(done time.Time) time.Time {
+	if done.IsZero() {
+		return time.Now()
+	}
+	return done
 }
 
 // infoFor returns info, or when it is nil req's own (see infoOf).
@@ -216,7 +232,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 
 	// The layers hand info and the time along (see infoTripper).
-	resp, err := sendOn(t.rt, req, info, start)
+	resp, _, err := sendOn(t.rt, req, info, start)
 
 	var refused *Refusal
 	if err == nil && resp != nil {
