@@ -230,8 +230,17 @@ func jsonString(raw []byte) string {
 }
 
 // modelString is jsonString for the model, interned (see internModel).
+// Model names are short and ASCII, which one loop checks for before the
+// general test.
 func modelString(raw []byte) string {
-	if bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
+	plain := true
+	for _, c := range raw {
+		if c == '\\' || c >= utf8.RuneSelf {
+			plain = false
+			break
+		}
+	}
+	if plain || bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
 		return internModel(raw)
 	}
 	return jsonUnquote(raw)

@@ -33,6 +33,7 @@ func TestScanBody(t *testing.T) {
 		{"nested keys are not top level", `{"metadata":{"model":"nope","stream":true,"max_tokens":9},"model":"yes"}`, "yes", false, 0, 4, 0, true},
 		{"last duplicate wins", `{"model":"a","model":"b","max_tokens":5,"max_tokens":3,"stream":true,"stream":false}`, "b", false, 3, 0, 0, true},
 		{"escaped model", `{"model":"cl\"aude\u0041"}`, `cl"audeA`, false, 0, 0, 0, true},
+		{"non-ascii model", `{"model":"modèle-ü"}`, "modèle-ü", false, 0, 0, 0, true},
 		{"escaped quotes in text", `{"messages":[{"content":"a \"quoted\" word\\"}],"model":"m"}`, "m", false, 0, int64(len(`a \"quoted\" word\\`)), 0, true},
 		{"anthropic image", `{"model":"m","messages":[{"role":"user","content":[{"type":"image","source":{"type":"base64","media_type":"image/png","data":"` + b64 + `"}},{"type":"text","text":"what?"}]}]}`, "m", false, 0, int64(len("user") + len("image") + len("base64") + len("image/png") + len("text") + len("what?")), 1, true},
 		{"openai data url", `{"model":"m","messages":[{"content":[{"type":"image_url","image_url":{"url":"data:image/png;base64,` + b64 + `"}}]}]}`, "m", false, 0, int64(len("image_url")), 1, true},
