@@ -90,8 +90,11 @@ type learned struct {
 	// flight), or that the settings fixed the rule.
 	auto, confirmed bool
 	// refuted counts consecutive responses that contradict OutputReserved;
-	// ambiguous the 429s on an empty output bucket under OutputGenerated.
-	refuted, ambiguous int
+	// ambiguous the 429s on an empty output bucket under OutputGenerated;
+	// refunds the reports that showed output given back (see fullTrack).
+	refuted, ambiguous, refunds int
+	// full follows when the output bucket's reports say it is full again.
+	full fullTrack
 }
 
 // newLearned returns the starting knowledge for a partition of provider.

@@ -25,6 +25,9 @@ const (
 	// refuteAfter is how many consecutive reports must contradict
 	// reservation before the pacer stops assuming it.
 	refuteAfter = 2
+	// refundsAfter is how many reports showing output given back (see
+	// fullTrack) make the pacer assume reservation.
+	refundsAfter = 2
 )
 
 // pacerPart is the pacer's state for one partition.

@@ -369,6 +369,13 @@ func (pp *pacerPart) inferCharging(now time.Time, lim *Limits, f *pflight, class
 			}
 		}
 	}
+	if l.full.refunded(&rep, now, pp.resetTolerance(rep.Reset.Sub(now))) && l.rule == OutputGenerated && !l.confirmed {
+		// Output given back: the server reserved more than was generated.
+		if l.refunds++; l.refunds >= refundsAfter {
+			l.rule, l.refuted, l.ambiguous, l.refunds = OutputReserved, 0, 0, 0
+			return
+		}
+	}
 	switch l.rule {
 	case OutputGenerated:
 		// A 429 on output, while every other dimension had room: with
@@ -402,6 +409,54 @@ func (pp *pacerPart) inferCharging(now time.Time, lim *Limits, f *pflight, class
 		}
 		l.rule, l.refuted, l.ambiguous = OutputReserved, 0, 0
 	}
+}
+
+// resetTolerance returns how far apart two reports may put one instant,
+// for a reset resetIn from now: the resolution of the reset, the clock
+// skew allowed with a server that sends absolute resets, and how long
+// before its arrival the server may have made the report. (Resets measured
+// from the Date header of a server whose clock is off by more than
+// clockSkewTolerance jitter by Date's second too: a refund seen there by
+// mistake is refuted like any wrong assumption of reservation.)
+func (pp *pacerPart) resetTolerance(resetIn time.Duration) time.Duration {
+	tol := resetGrain(pp.provider, resetIn)
+	if pp.provider == ProviderAnthropic {
+		tol += absoluteSkew
+	}
+	if pp.hasTransit {
+		tol += pp.transit
+	}
+	return tol
+}
+
+// fullTrack follows when a bucket's reports say it is full again, to tell
+// whether the server gives tokens back.
+//
+// A token bucket that is only charged and refilled is full again no sooner
+// than it last said: a charge puts that instant later, the refill brings
+// the level towards it without moving it. So a report whose reset is
+// earlier than the last one's, by more than the reports' errors, shows
+// tokens given back between the two: the unused part of a reservation,
+// which a server that counts only the tokens generated never makes. This
+// holds whatever the bucket's window, and whatever other clients of the key
+// do (their charges only put the instant later): it tells the rule without
+// a 429, which the room kept for max_tokens while the rule is unknown
+// (learned.cost) mostly prevents.
+type fullTrack struct {
+	at    time.Time // the last report's reset
+	limit int64     // and its limit
+}
+
+// refunded records report rep, made at about now, and reports whether its
+// reset is earlier than the last report's by more than tol.
+func (t *fullTrack) refunded(rep *Limit, now time.Time, tol time.Duration) bool {
+	if rep.Reset.IsZero() || rep.Limit <= 0 {
+		return false
+	}
+	last, same := t.at, t.limit == rep.Limit
+	// A reset already past is a full bucket: full from now on.
+	t.at, t.limit = laterOf(rep.Reset, now), rep.Limit
+	return same && !last.IsZero() && t.at.Before(last.Add(-tol))
 }
 
 // closeGate closes the gate until t, after a response of class and status

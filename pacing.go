@@ -64,8 +64,8 @@ type PacerSettings struct {
 	// tokens — and switches when the headers contradict it: a reported
 	// remaining higher than the reservations in flight allow means
 	// nothing is reserved; a 429 with output tokens still remaining, fewer
-	// than the request's max_tokens, means reservations are made. Under
-	// "generated" the pacer charges each request the average output it
+	// than the request's max_tokens, or resets that move earlier (tokens
+	// given back), mean reservations are made. Under "generated" the pacer charges each request the average output it
 	// learned (capped by max_tokens), and subtracts the output of requests
 	// in flight from every reported remaining.
 	OutputCharging OutputCharging

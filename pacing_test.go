@@ -792,3 +792,41 @@ type pcCloser struct {
 }
 
 func (c *pcCloser) CloseIdleConnections() { *c.closed = true }
+
+// A bucket that is only charged and refilled is full again no sooner than
+// it last said: resets moving earlier show output given back, so the pacer
+// learns that the server reserves max_tokens from the headers alone,
+// without the 429 that the room it keeps for max_tokens (while the rule is
+// unknown) prevents.
+func TestPacerLearnsReservationFromRefunds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		t0 := time.Now()
+		var fullAt []time.Duration // when each report says the bucket is full
+		u := &pcUpstream{reply: func(n int, _ *http.Request) *http.Response {
+			return pcResp(http.StatusOK, `{"type":"message","usage":{"input_tokens":10,"output_tokens":100}}`,
+				"Anthropic-Ratelimit-Output-Tokens-Limit", "8000",
+				"Anthropic-Ratelimit-Output-Tokens-Remaining", "4000",
+				"Anthropic-Ratelimit-Output-Tokens-Reset", t0.Add(fullAt[n-1]).UTC().Format(time.RFC3339))
+		}}
+		p := llmhttp.NewPacer(llmhttp.PacerSettings{MaxWait: -1})
+		rt := p.Wrap(u)
+		send := func(full time.Duration) llmhttp.OutputCharging {
+			fullAt = append(fullAt, full)
+			r, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, "https://api.anthropic.test/v1/messages",
+				strings.NewReader(`{"model":"claude","max_tokens":1000,"messages":[{"role":"user","content":"x"}]}`))
+			r.Header.Set("X-Api-Key", "k")
+			r.Header.Set("Anthropic-Version", "2023-06-01")
+			pcDo(t, rt, r)
+			return pcStats(t, p).OutputCharging
+		}
+		// Charges only: the instant moves later or stays.
+		for _, full := range []time.Duration{30, 30, 45, 60, 60} {
+			assert.Equal(t, llmhttp.OutputGenerated, send(full*time.Second))
+		}
+		// Given back: earlier by 15 s, then by 1 s, within a reset's
+		// resolution, then by 15 s again.
+		assert.Equal(t, llmhttp.OutputGenerated, send(45*time.Second), "one refund")
+		assert.Equal(t, llmhttp.OutputGenerated, send(44*time.Second), "within the resolution")
+		assert.Equal(t, llmhttp.OutputReserved, send(29*time.Second), "a second refund")
+	})
+}
