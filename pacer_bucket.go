@@ -261,6 +261,11 @@ func (b *pbucket) wary(now instant) bool {
 	return b.isContended(now) || early || (b.cutAt != 0 && now.since(b.cutAt) < waryAfterCut)
 }
 
+// blind reports whether the bucket's reports cannot have shown other
+// clients yet: what they take shows as the difference between two reports,
+// and there has been one at most.
+func (b *pbucket) blind() bool { return b.reports < 2 }
+
 // rising reports whether the bucket's refill is below its rate and rising
 // (the AIMD share is engaged).
 func (b *pbucket) rising(now instant) bool {

@@ -276,8 +276,17 @@ func (pp *pacerPart) delay(now time.Time, c, need *pcost, info *requestInfo) (d 
 	// client's share of the bucket only while requests are in flight,
 	// whose answers' reports will raise that share: with none, the share
 	// believed of a first report (a quarter) would hold a large request
-	// until the refill alone covered it.
-	if w, dim := pp.store.wait(now, *c, *need, true, len(pp.flights) > 0); w > d {
+	// until the refill alone covered it. The room the requests in flight
+	// may hold comes on top (see mayHold).
+	var hold pcost
+	if len(pp.flights) > 0 {
+		for _, o := range [...]pdim{pdOutput, pdTokens} {
+			if need[o] > c[o] {
+				hold[o] = pp.mayHold(o)
+			}
+		}
+	}
+	if w, dim := pp.store.wait(now, *c, *need, hold, true, len(pp.flights) > 0); w > d {
 		d, cause = w, pdimNames[dim]
 		if pp.store.bucket(dim).rising(pp.store.at(now)) {
 			// The refill grows while it waits: look again soon.
@@ -294,6 +303,34 @@ func (pp *pacerPart) delay(now time.Time, c, need *pcost, info *requestInfo) (d 
 		}
 	}
 	return d, cause, blocked
+}
+
+// mayHold returns what this client's requests in flight may hold of
+// dimension d beyond their charge, were the server reserving their
+// max_tokens, and that its last report of d cannot show. While the
+// generated rule is assumed but not confirmed, a request needs room for
+// its max_tokens (see learned.cost); a server that does reserve wants that
+// room on top of the max_tokens of the requests it admitted before, which
+// the bucket charged only their expected output: without them, a client
+// whose share is a quarter of the bucket would send max_tokens worth a
+// whole bucket, one request at a time. A request sent more than the
+// transit time before the last report is in it (under reservation, its
+// max_tokens is out of the reported remaining already); one sent later is
+// not.
+func (pp *pacerPart) mayHold(d pdim) float64 {
+	b := pp.store.bucket(d)
+	var h float64
+	for _, f := range pp.flights {
+		extra := float64(f.maxOut) - f.cost[pdOutput]
+		if !f.outUncounted || extra <= 0 {
+			continue
+		}
+		if b.synced && b.syncedAt.since(pp.store.at(f.sent)) > pp.transit {
+			continue // in the report
+		}
+		h += extra
+	}
+	return h
 }
 
 // hasTicket reports whether info's request is the one whose own answer
@@ -319,7 +356,7 @@ func (pp *pacerPart) predict(now time.Time, w *pwaiter, isHead bool, d time.Dura
 	}
 	sum, n := pp.queue.ahead(w)
 	sum.add(&w.cost)
-	pred, _ := pp.store.wait(now, sum, sum, false, false)
+	pred, _ := pp.store.wait(now, sum, sum, pcost{}, false, false)
 	if g := pp.store.gateUntil(); g.After(now) {
 		pred = max(pred, g.Sub(now))
 	}

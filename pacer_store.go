@@ -36,9 +36,11 @@ func (s *localStore) at(t time.Time) instant {
 
 // wait returns how long from now until c fits every known bucket (and the
 // server's bucket, as far as this client can tell, holds need), and the
-// dimension that waits longest (pdCount when none waits). With clamp, each
-// cost is clamped to its bucket's capacity first.
-func (s *localStore) wait(t time.Time, c, need pcost, clamp, shareNeed bool) (time.Duration, pdim) {
+// dimension that waits longest (pdCount when none waits). hold is what the
+// requests in flight may hold beyond their charge, were the server
+// reserving what need holds room for (see pacerPart.mayHold). With clamp,
+// each cost is clamped to its bucket's capacity first.
+func (s *localStore) wait(t time.Time, c, need, hold pcost, clamp, shareNeed bool) (time.Duration, pdim) {
 	now := s.at(t)
 	var longest time.Duration
 	dim := pdCount
@@ -60,10 +62,17 @@ func (s *localStore) wait(t time.Time, c, need pcost, clamp, shareNeed bool) (ti
 			// with shareNeed, for the first reports or while other clients
 			// are seen — in this client's share of it (clients of a shared
 			// key that start together would otherwise each claim the whole
-			// bucket's room).
+			// bucket's room). In the share, the room the requests in
+			// flight may hold comes on top while other clients may be
+			// taking the rest: until a second report could show them, and
+			// while the reports show them.
 			w = max(w, b.shadowWait(now, need[d]))
-			if shareNeed && (b.reports < waryReports || b.wary(now)) {
-				w = max(w, b.wait(now, need[d]))
+			if wary := b.wary(now); shareNeed && (b.reports < waryReports || wary) {
+				n := need[d]
+				if wary || b.blind() {
+					n += hold[d]
+				}
+				w = max(w, b.wait(now, n))
 			}
 		}
 		if w > longest {

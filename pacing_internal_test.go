@@ -208,6 +208,37 @@ func TestLearnedCost(t *testing.T) {
 	assert.GreaterOrEqual(t, l.inputRatio, 1.0, "the correction never lowers an estimate")
 }
 
+// The room for max_tokens a request needs beyond its cost (the unconfirmed
+// generated rule) is checked against this client's share of the output
+// bucket while requests are in flight: with what they may hold on top until
+// a second report could show other clients, and while the reports show
+// them; without it once reports show none.
+func TestStoreWaitRoomForMaxTokens(t *testing.T) {
+	now := pcT0
+	store := func(reports int, wary bool) *localStore {
+		s := &localStore{}
+		s.at(now)
+		b := s.bucket(pdOutput)
+		b.configure(pcAt(now), 8000, time.Minute, true) // the shadow: full
+		b.level, b.reports, b.synced, b.syncedAt = 1900, reports, true, pcAt(now)
+		if wary {
+			b.cutAt = pcAt(now) // a 429 it did not expect
+		}
+		return s
+	}
+	var c, need, hold pcost
+	c[pdOutput], need[pdOutput], hold[pdOutput] = 100, 1500, 1400
+	rate := 8000.0 / 60
+	shareWait := func(n float64) time.Duration { return secondsToDuration((n - 1900) / rate) }
+
+	w, _ := store(1, false).wait(now, c, need, hold, true, true)
+	assert.Equal(t, shareWait(1500+1400), w, "first report: room on top of the requests in flight")
+	w, _ = store(2, false).wait(now, c, need, hold, true, true)
+	assert.Zero(t, w, "no other client in two reports: 1,500 fits the share")
+	w, _ = store(5, true).wait(now, c, need, hold, true, true)
+	assert.Equal(t, shareWait(1500+1400+contentionMargin*8000), w, "other clients seen: on top, with their margin")
+}
+
 func TestNextMonthUTC(t *testing.T) {
 	assert.Equal(t, time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC), nextMonthUTC(time.Date(2026, 1, 31, 23, 0, 0, 0, time.UTC)))
 	assert.Equal(t, time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), nextMonthUTC(time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)))

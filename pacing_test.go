@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -792,6 +793,60 @@ type pcCloser struct {
 }
 
 func (c *pcCloser) CloseIdleConnections() { *c.closed = true }
+
+// Until the pacer knows how the server charges output, a request needs
+// room for its max_tokens in this client's share of the bucket on top of
+// the max_tokens of the requests in flight that the last report cannot
+// show: a server that reserves max_tokens holds theirs too. Otherwise each
+// of the clients of a shared key that read the same full bucket would send
+// max_tokens worth a whole bucket, one request at a time.
+func TestPacerKeepsRoomForMaxTokensInFlight(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		u := &pcUpstream{reply: func(n int, _ *http.Request) *http.Response {
+			if n > 1 {
+				<-release // the requests stay in flight
+			}
+			return pcResp(http.StatusOK, `{"type":"message","usage":{"input_tokens":10,"output_tokens":100}}`,
+				"Anthropic-Ratelimit-Output-Tokens-Limit", "8000",
+				"Anthropic-Ratelimit-Output-Tokens-Remaining", "8000",
+				"Anthropic-Ratelimit-Output-Tokens-Reset", time.Now().UTC().Format(time.RFC3339))
+		}}
+		p := llmhttp.NewPacer(llmhttp.PacerSettings{MaxWait: -1})
+		rt := p.Wrap(u)
+		req := func(maxTokens int) *http.Request {
+			r, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, "https://api.anthropic.test/v1/messages",
+				strings.NewReader(`{"model":"claude","max_tokens":`+strconv.Itoa(maxTokens)+`,"messages":[{"role":"user","content":"x"}]}`))
+			r.Header.Set("X-Api-Key", "k")
+			r.Header.Set("Anthropic-Version", "2023-06-01")
+			return r
+		}
+		// The first report: a full bucket of 8,000, a quarter of it believed
+		// (other clients may read it too); 100 tokens generated.
+		pcDo(t, rt, req(1500))
+		st := pcStats(t, p)
+		require.Equal(t, llmhttp.OutputGenerated, st.OutputCharging)
+		require.InDelta(t, 2000, st.OutputTokens.Level, 1)
+
+		start := time.Now()
+		var wg sync.WaitGroup
+		for range 2 {
+			wg.Go(func() { pcDo(t, rt, req(1500)) })
+		}
+		synctest.Wait()
+		// The first goes (charged its expected 100, with room for 1,500);
+		// the second would fit 1,500 in the 1,900 left, but not on top of
+		// the 1,400 more the first may hold.
+		assert.Equal(t, 2, u.count(), "the second request waits")
+		time.Sleep(time.Second)
+		close(release)
+		wg.Wait()
+		log := u.log()
+		require.Len(t, log, 3)
+		assert.Equal(t, start, log[1].at)
+		assert.Equal(t, start.Add(time.Second), log[2].at, "sent when the first answer came")
+	})
+}
 
 // A bucket that is only charged and refilled is full again no sooner than
 // it last said: resets moving earlier show output given back, so the pacer
