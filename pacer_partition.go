@@ -273,8 +273,9 @@ func (pp *pacerPart) delay(now time.Time, c, need *pcost, info *requestInfo) (d 
 		}
 	}
 	// The room a request needs beyond its cost is checked against this
-	// client's share of the bucket only while requests are in flight,
-	// whose answers' reports will raise that share: with none, the share
+	// client's share of the bucket while other clients are seen draining
+	// it, and at the start only while requests are in flight, whose
+	// answers' reports will raise that share: with none, the share
 	// believed of a first report (a quarter) would hold a large request
 	// until the refill alone covered it. The room the requests in flight
 	// may hold comes on top (see mayHold).

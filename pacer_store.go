@@ -58,16 +58,16 @@ func (s *localStore) wait(t time.Time, c, need, hold pcost, clamp, shareNeed boo
 		}
 		if need[d] > c[d] {
 			// Room the server may want present, though it will not charge
-			// it: in its bucket as this client's charges predict it, and —
-			// with shareNeed, for the first reports or while other clients
-			// are seen — in this client's share of it (clients of a shared
+			// it: in its bucket as this client's charges predict it, and in
+			// this client's share of it while other clients are seen, or —
+			// with shareNeed — for the first reports (clients of a shared
 			// key that start together would otherwise each claim the whole
 			// bucket's room). In the share, the room the requests in
 			// flight may hold comes on top while other clients may be
 			// taking the rest: until a second report could show them, and
 			// while the reports show them.
 			w = max(w, b.shadowWait(now, need[d]))
-			if wary := b.wary(now); shareNeed && (b.reports < waryReports || wary) {
+			if wary := b.wary(now); wary || (shareNeed && b.reports < waryReports) {
 				n := need[d]
 				if wary || b.blind() {
 					n += hold[d]

@@ -210,9 +210,11 @@ func TestLearnedCost(t *testing.T) {
 
 // The room for max_tokens a request needs beyond its cost (the unconfirmed
 // generated rule) is checked against this client's share of the output
-// bucket while requests are in flight: with what they may hold on top until
-// a second report could show other clients, and while the reports show
-// them; without it once reports show none.
+// bucket: with what the requests in flight may hold on top until a second
+// report could show other clients, and while the reports show them (even
+// with nothing in flight); without it once reports show none; and at the
+// start, with nothing in flight, only against the server's bucket as this
+// client's charges predict it.
 func TestStoreWaitRoomForMaxTokens(t *testing.T) {
 	now := pcT0
 	store := func(reports int, wary bool) *localStore {
@@ -237,6 +239,12 @@ func TestStoreWaitRoomForMaxTokens(t *testing.T) {
 	assert.Zero(t, w, "no other client in two reports: 1,500 fits the share")
 	w, _ = store(5, true).wait(now, c, need, hold, true, true)
 	assert.Equal(t, shareWait(1500+1400+contentionMargin*8000), w, "other clients seen: on top, with their margin")
+
+	need[pdOutput] = 2500
+	w, _ = store(1, false).wait(now, c, need, pcost{}, true, false)
+	assert.Zero(t, w, "nothing in flight at the start: the server's bucket holds 2,500")
+	w, _ = store(5, true).wait(now, c, need, pcost{}, true, false)
+	assert.Equal(t, shareWait(2500+contentionMargin*8000), w, "other clients seen: the share, in flight or not")
 }
 
 func TestNextMonthUTC(t *testing.T) {
