@@ -16,8 +16,8 @@ import (
 //   - burst: ≥ 0.97 of capacity, ≤ 1 % of attempts answered 429, no
 //     failure;
 //   - steady-over: the same;
-//   - shared-key: ≥ 0.90 of capacity (the 429 goal, 3 %, is met on the
-//     mean of many runs, not by every single run: see below);
+//   - shared-key: ≥ 0.90 of capacity, ≤ 3 % of attempts answered 429 (on
+//     the mean of three runs, not by every single run: see below);
 //   - the first bursts (cold, and with limits up front) are reported only.
 //
 // With -v it logs every figure, and the same workloads through a plain
@@ -53,15 +53,18 @@ func TestPacerWorkloads(t *testing.T) {
 				switch {
 				case strings.HasPrefix(w.name, "shared-key/"):
 					// Four clients that see each other only through the
-					// headers: the goal, 3 % of attempts answered 429, is met
-					// on the mean of 50 runs (0.1 % generated, 0.9 % OpenAI
-					// reserved, 2.6 % Anthropic reserved:
-					// notes/pacer-results.md), but single runs reach 4.4 %
-					// under reservation, where one request holds up to 4,096
-					// tokens of max_tokens; the mean of three is held to 4.5 %
-					// so the test does not flake, and a request may run out
-					// of its attempts.
-					wantGoodput, wantThrottled, wantFailed = 0.90, 0.045, 3*runs
+					// headers: 0.1 % of attempts answered 429 under the
+					// generated rule, 0.9 % under OpenAI's reserved one and
+					// 1.2 % under Anthropic's (1.5 % in the race build; mean
+					// of 100–200 runs: notes/pacer-results.md), but single
+					// runs reach 3.5 % under reservation, where a client
+					// with nothing in flight sends a request holding up to
+					// 4,096 tokens of max_tokens, half the bucket, on a
+					// report seconds old. A mean of three above 3 % came up
+					// once in 100,000 triples drawn from those runs (6 times
+					// in the race build). A request may run out of its
+					// attempts.
+					wantGoodput, wantThrottled, wantFailed = 0.90, 0.03, 3*runs
 				case strings.HasPrefix(w.name, "first-burst"):
 					continue
 				case w.name == "burst/anthropic-reserved":
@@ -139,14 +142,14 @@ func TestPacerWorkloadsShortWindow(t *testing.T) {
 // TestPacerWorkloadsSharedStore runs the shared-key workloads with the four
 // transports sharing a PacerStore (the in-memory fakeStore, standing for
 // Redis between processes, declining waits beyond a second as the Redis
-// store does): the goal of ≤ 3 % 429s, met by a small margin through the
-// headers alone, is met with room (no 429 at all), goodput 0.98–1.00
-// (bound 0.95) —
+// store does): the goal of ≤ 3 % 429s, met through the headers alone, is
+// met with room (no 429 at all), goodput 0.98–1.00 (bound 0.95) —
 // except under Anthropic's reserved rule, a known gap: each process still
-// learns on its own, from its own 429s, that max_tokens is reserved (the
-// store shares charges, not what was learned), and 1–2 % of attempts are
-// answered 429 (up to 5 % in the race build), goodput 0.84–1.00 over 25
-// race runs (bounds 8 %, 0.75).
+// learns on its own that max_tokens is reserved (the store shares charges,
+// not what was learned), from the resets or a 429 of its own, and 0.6 % of
+// attempts are answered 429 (0.7 % in the race build; at most 1.6 % in 30
+// runs of each, where learning it from 429s alone cost 1.5–2.1 %, up to
+// 4.4 %), goodput 0.93–1.00 (bounds 8 %, 0.75).
 func TestPacerWorkloadsSharedStore(t *testing.T) {
 	if testing.Short() {
 		t.Skip("workloads are long")
