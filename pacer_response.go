@@ -369,7 +369,10 @@ func (pp *pacerPart) inferCharging(now time.Time, lim *Limits, f *pflight, class
 			}
 		}
 	}
-	if l.full.refunded(&rep, now, pp.resetTolerance(rep.Reset.Sub(now))) && l.rule == OutputGenerated && !l.confirmed {
+	// The resets are followed only while the generated rule is assumed
+	// unconfirmed: the state a partition starts in and, once left, never
+	// comes back to.
+	if l.rule == OutputGenerated && !l.confirmed && l.full.refunded(&rep, now, pp.resetTolerance(rep.Reset.Sub(now))) {
 		// Output given back: the server reserved more than was generated.
 		if l.refunds++; l.refunds >= refundsAfter {
 			l.rule, l.refuted, l.ambiguous, l.refunds = OutputReserved, 0, 0, 0

@@ -65,9 +65,10 @@ type PacerSettings struct {
 	// remaining higher than the reservations in flight allow means
 	// nothing is reserved; a 429 with output tokens still remaining, fewer
 	// than the request's max_tokens, or resets that move earlier (tokens
-	// given back), mean reservations are made. Under "generated" the pacer charges each request the average output it
-	// learned (capped by max_tokens), and subtracts the output of requests
-	// in flight from every reported remaining.
+	// given back) mean reservations are made. Under "generated" the pacer
+	// charges each request the average output it learned (capped by
+	// max_tokens), and subtracts the output of requests in flight from
+	// every reported remaining.
 	OutputCharging OutputCharging
 
 	// SlowDownFactor is the multiplicative decrease of the sending rate
