@@ -349,7 +349,7 @@ func (a *attemptObserver) roundTripInfo(req *http.Request, info *requestInfo, _ 
 	}
 	resp, done, err := sendOn(a.next, req, info, ev.Start)
 	if a.obs.OnAttempt != nil {
-		ev.Duration = time.Since(ev.Start)
+		ev.Duration = answeredAt(done).Sub(ev.Start)
 		ev.Response, ev.Err = resp, err
 		if err != nil {
 			ev.Response = nil

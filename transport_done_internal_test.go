@@ -63,3 +63,26 @@ func TestBreakerIsLateTakesTheAnswerTime(t *testing.T) {
 		assert.True(t, b.isLate(c, a, time.Time{}, failed), "no answer time: the clock says late")
 	})
 }
+
+// TestAttemptObserverDuration checks that an attempt is timed to its
+// answer: by the answer time the pacer below read, or by the clock over a
+// RoundTripper of another package.
+func TestAttemptObserverDuration(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		slow := RoundTripFunc(func(req *http.Request) (*http.Response, error) {
+			time.Sleep(3 * time.Second)
+			return llmhttptest.OKTransport().RoundTrip(req)
+		})
+		var got []time.Duration
+		obs := &Observer{OnAttempt: func(e AttemptEvent) { got = append(got, e.Duration) }}
+		for _, next := range []http.RoundTripper{slow, NewPacer(PacerSettings{}).Wrap(slow)} {
+			a := &attemptObserver{next: next, obs: obs, classify: Classify}
+			req, err := http.NewRequest(http.MethodPost, "https://api.openai.test/v1/chat/completions", nil)
+			require.NoError(t, err)
+			resp, err := a.RoundTrip(req)
+			require.NoError(t, err)
+			resp.Body.Close()
+		}
+		assert.Equal(t, []time.Duration{3 * time.Second, 3 * time.Second}, got)
+	})
+}
