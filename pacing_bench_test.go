@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -64,50 +65,80 @@ func BenchmarkPacerOverhead(b *testing.B) {
 }
 
 // BenchmarkPacerOverheadPaired measures what BenchmarkPacerOverhead does,
-// serially, with the bare and the full chain interleaved: every iteration
-// sends one request through each, in alternating order, and times both.
+// with the bare and the full chain interleaved: every iteration sends one
+// request through each, in alternating order, and times both.
 // Sub-benchmarks run one after the other, each in a GC and cache state of
 // its own, and on this machine (a 2-core VM) their difference drifts by
 // ±10–20 % from run to run; interleaved, both sides share the same heap,
 // GC cycles and neighbours, and the difference holds within a few percent.
 // Each side's time includes one clock read, which cancels in the
-// difference. It reports, per iteration:
+// difference. "serial" sends from one goroutine; "parallel" from
+// GOMAXPROCS goroutines at once, all through the same two transports (so
+// the full chain's partition is contended), each timing its own requests.
+// It reports, per iteration:
 //
 //	bare-ns     one request through the bare RoundTripFunc
 //	llmhttp-ns  one request through the full chain
-//	added-ns    the difference: what the chain adds
+//	added-ns    the difference: what the chain adds to a request
 //
-// (ns/op and allocs/op count both requests.)
+// (ns/op and allocs/op count both requests; in parallel, ns/op is the
+// wall time per iteration of all goroutines together, the others the time
+// each request took.)
 func BenchmarkPacerOverheadPaired(b *testing.B) {
 	for _, size := range []int{1 << 10, 100 << 10} {
-		b.Run(fmt.Sprintf("%dKiB", size>>10), func(b *testing.B) {
-			body := llmhttptest.ChatBody(size)
-			bare := llmhttptest.OKTransport()
-			full := llmhttp.New(llmhttptest.OKTransport())
-			send := func(rt http.RoundTripper) time.Duration {
-				t := time.Now()
-				if err := llmhttptest.SendChat(rt, body); err != nil {
-					b.Fatal(err)
-				}
-				return time.Since(t)
+		for _, par := range []bool{false, true} {
+			mode := "serial"
+			if par {
+				mode = "parallel"
 			}
-			b.ReportAllocs()
-			var dBare, dFull time.Duration
-			i := 0
-			for b.Loop() {
-				if i++; i%2 == 0 {
-					dBare += send(bare)
-					dFull += send(full)
+			b.Run(fmt.Sprintf("%dKiB/%s", size>>10, mode), func(b *testing.B) {
+				body := llmhttptest.ChatBody(size)
+				bare := llmhttptest.OKTransport()
+				full := llmhttp.New(llmhttptest.OKTransport())
+				send := func(rt http.RoundTripper) time.Duration {
+					t := time.Now()
+					if err := llmhttptest.SendChat(rt, body); err != nil {
+						b.Error(err)
+					}
+					return time.Since(t)
+				}
+				// pair sends one request through each side, the full chain
+				// first on odd i, and adds their times to dBare and dFull.
+				pair := func(i int, dBare, dFull *time.Duration) {
+					if i%2 == 0 {
+						*dBare += send(bare)
+						*dFull += send(full)
+					} else {
+						*dFull += send(full)
+						*dBare += send(bare)
+					}
+				}
+				b.ReportAllocs()
+				var dBare, dFull time.Duration
+				if !par {
+					i := 0
+					for b.Loop() {
+						i++
+						pair(i, &dBare, &dFull)
+					}
 				} else {
-					dFull += send(full)
-					dBare += send(bare)
+					var mu sync.Mutex
+					b.RunParallel(func(pb *testing.PB) {
+						var myBare, myFull time.Duration
+						for i := 1; pb.Next(); i++ {
+							pair(i, &myBare, &myFull)
+						}
+						mu.Lock()
+						dBare, dFull = dBare+myBare, dFull+myFull
+						mu.Unlock()
+					})
 				}
-			}
-			n := float64(b.N)
-			b.ReportMetric(float64(dBare)/n, "bare-ns")
-			b.ReportMetric(float64(dFull)/n, "llmhttp-ns")
-			b.ReportMetric(float64(dFull-dBare)/n, "added-ns")
-		})
+				n := float64(b.N)
+				b.ReportMetric(float64(dBare)/n, "bare-ns")
+				b.ReportMetric(float64(dFull)/n, "llmhttp-ns")
+				b.ReportMetric(float64(dFull-dBare)/n, "added-ns")
+			})
+		}
 	}
 }
 
