@@ -36,8 +36,9 @@ const Unlimited = -1
 // default for the provider; [Unlimited] (any negative value) turns the limit
 // off.
 //
-// Anthropic endpoints enforce RPM, ITPM and OTPM; OpenAI endpoints enforce
-// RPM and TPM. The other fields are ignored.
+// Anthropic endpoints enforce RPM, ITPM and OTPM (and FastITPM and FastOTPM
+// for fast mode); OpenAI endpoints enforce RPM and TPM. The other fields are
+// ignored.
 type Limits struct {
 	// RPM is requests per window. Defaults: Anthropic 50, OpenAI 500
 	// (the published Tier 1 limits of Claude Sonnet and GPT-4o).
@@ -49,6 +50,14 @@ type Limits struct {
 	// TPM is OpenAI's combined (input + output) tokens per window.
 	// Default 30,000.
 	TPM int64
+	// FastITPM and FastOTPM are Anthropic's fast-mode input and output
+	// tokens per window: a request with "speed": "fast" draws on these
+	// buckets instead of ITPM and OTPM (it still counts in RPM), and its
+	// answers report them in anthropic-fast-{input,output}-tokens-*.
+	// Default 0 (or negative): fast mode has no limits of its own, and
+	// such a request is served from the standard pool, as a model without
+	// fast mode falls back to standard speed.
+	FastITPM, FastOTPM int64
 }
 
 // Charge is the rule by which output tokens are charged against the output
@@ -97,6 +106,9 @@ type Request struct {
 	Credential string
 	// Stream reports whether the request asked for a streamed response.
 	Stream bool
+	// Fast reports that the request ran in Anthropic's fast mode, on the
+	// fast-mode limits ([Limits.FastITPM]).
+	Fast bool
 	// MaxTokens is max_tokens (Anthropic), or max_completion_tokens, else
 	// max_tokens (OpenAI); 0 when the request has none.
 	MaxTokens int64
@@ -211,9 +223,11 @@ func (l Limits) resolve(p Provider) Limits {
 	}
 	if p == Anthropic {
 		return Limits{
-			RPM:  pick(l.RPM, defaultAnthropicRPM),
-			ITPM: pick(l.ITPM, defaultAnthropicITPM),
-			OTPM: pick(l.OTPM, defaultAnthropicOTPM),
+			RPM:      pick(l.RPM, defaultAnthropicRPM),
+			ITPM:     pick(l.ITPM, defaultAnthropicITPM),
+			OTPM:     pick(l.OTPM, defaultAnthropicOTPM),
+			FastITPM: pick(l.FastITPM, 0),
+			FastOTPM: pick(l.FastOTPM, 0),
 		}
 	}
 	return Limits{

@@ -55,7 +55,7 @@ func (g *generation) whole() {
 	now := time.Now()
 	x.h.mu.Lock()
 	x.part.settle(g.adm, g.out, now)
-	x.h.setLimitHeaders(x.w.Header(), x.part, now)
+	x.h.setLimitHeaders(x.w.Header(), x.part, x.fast, now)
 	x.h.mu.Unlock()
 	var body []byte
 	if x.p == Anthropic {
@@ -75,7 +75,7 @@ func (g *generation) stream() {
 	ctx := x.r.Context()
 	now := time.Now()
 	x.h.mu.Lock()
-	x.h.setLimitHeaders(x.w.Header(), x.part, now)
+	x.h.setLimitHeaders(x.w.Header(), x.part, x.fast, now)
 	x.h.mu.Unlock()
 	hd := x.w.Header()
 	hd.Set("Content-Type", "text/event-stream; charset=utf-8")

@@ -123,6 +123,7 @@ type exchange struct {
 	reqID string
 	start time.Time
 	part  *partition // once known
+	fast  bool       // on part's fast-mode limits
 }
 
 // ServeHTTP implements [http.Handler].
@@ -217,7 +218,7 @@ func (x *exchange) serve(req parsed, cred string) {
 		h.parts[k] = part
 	}
 	part.stats.Requests++
-	x.part = part
+	x.part, x.fast = part, req.fast && part.hasFast()
 	h.mu.Unlock()
 
 	if !sleep(ctx, pl.delay) {
@@ -266,9 +267,9 @@ func (x *exchange) serve(req parsed, cred string) {
 	// The limiter.
 	now := time.Now()
 	h.mu.Lock()
-	adm, rej := part.admit(req.inputTokens, req.maxTokens, h.cfg.RejectedCost, now)
+	adm, rej := part.admit(req.inputTokens, req.maxTokens, x.fast, h.cfg.RejectedCost, now)
 	if rej != nil {
-		h.setLimitHeaders(x.w.Header(), part, now)
+		h.setLimitHeaders(x.w.Header(), part, x.fast, now)
 		h.mu.Unlock()
 		ra := int64(0)
 		if !rej.never {
@@ -281,7 +282,7 @@ func (x *exchange) serve(req parsed, cred string) {
 	h.mu.Unlock()
 
 	r := Request{
-		Provider: x.p, Model: req.model, Credential: cred, Stream: req.stream,
+		Provider: x.p, Model: req.model, Credential: cred, Stream: req.stream, Fast: x.fast,
 		MaxTokens: req.maxTokens, InputTokens: req.inputTokens, Seq: x.seq, Rand: rng,
 	}
 	g := &generation{x: x, req: req, adm: adm, out: h.cfg.outputTokens(r), cut: cut}

@@ -20,11 +20,15 @@ import (
 //     counts, resets as Go durations until the bucket is full again, rounded
 //     up to the millisecond ("6m0s", "12ms", "0s").
 //
+// An answer to a request in fast mode (fast) also reports the fast-mode
+// buckets, as anthropic-fast-{input,output}-tokens-{limit,remaining,reset}
+// in the same formats.
+//
 // A remainder is never negative (a bucket in debt reports 0). Limits that
 // are off send no header. Date is stamped at the same instant, as a real
 // server writes it with the headers: a client that measures resets from Date
 // (to cancel clock skew) must not see them shifted by the generation time.
-func (h *Handler) setLimitHeaders(hd http.Header, p *partition, now time.Time) {
+func (h *Handler) setLimitHeaders(hd http.Header, p *partition, fast bool, now time.Time) {
 	hd.Set("Date", now.UTC().Format(http.TimeFormat))
 	if p.provider == Anthropic {
 		rnd := h.cfg.TokenRounding
@@ -39,13 +43,17 @@ func (h *Handler) setLimitHeaders(hd http.Header, p *partition, now time.Time) {
 			if round {
 				rem = roundTo(rem, rnd)
 			}
-			hd.Set("anthropic-ratelimit-"+name+"-limit", strconv.FormatInt(b.capacity, 10))
-			hd.Set("anthropic-ratelimit-"+name+"-remaining", strconv.FormatInt(rem, 10))
-			hd.Set("anthropic-ratelimit-"+name+"-reset", rfc3339Reset(now, b.untilFull(now)))
+			hd.Set(name+"-limit", strconv.FormatInt(b.capacity, 10))
+			hd.Set(name+"-remaining", strconv.FormatInt(rem, 10))
+			hd.Set(name+"-reset", rfc3339Reset(now, b.untilFull(now)))
 		}
-		set("requests", p.req, false)
-		set("input-tokens", p.in, true)
-		set("output-tokens", p.out, true)
+		set("anthropic-ratelimit-requests", p.req, false)
+		set("anthropic-ratelimit-input-tokens", p.in, true)
+		set("anthropic-ratelimit-output-tokens", p.out, true)
+		if fast {
+			set("anthropic-fast-input-tokens", p.fin, true)
+			set("anthropic-fast-output-tokens", p.fout, true)
+		}
 		if p.in != nil && p.out != nil {
 			rem := roundTo(max(p.in.level(now), 0)+max(p.out.level(now), 0), rnd)
 			hd.Set("anthropic-ratelimit-tokens-limit", strconv.FormatInt(p.in.capacity+p.out.capacity, 10))

@@ -20,9 +20,11 @@ type partition struct {
 	model    string
 	limits   Limits // resolved; 0 means unlimited
 	charge   Charge
-	// req, in, out and tok are the RPM, ITPM, OTPM and TPM buckets; nil
-	// when the limit is off or does not apply to the provider.
+	// req, in, out and tok are the RPM, ITPM, OTPM and TPM buckets, fin and
+	// fout the fast-mode ITPM and OTPM ones; nil when the limit is off or
+	// does not apply to the provider.
 	req, in, out, tok *bucket
+	fin, fout         *bucket
 	stats             PartitionStats
 }
 
@@ -37,6 +39,7 @@ func newPartition(p Provider, model string, l Limits, ch Charge, window time.Dur
 	pt.req = mk(l.RPM)
 	if p == Anthropic {
 		pt.in, pt.out = mk(l.ITPM), mk(l.OTPM)
+		pt.fin, pt.fout = mk(l.FastITPM), mk(l.FastOTPM)
 	} else {
 		pt.tok = mk(l.TPM)
 	}
@@ -68,12 +71,27 @@ type rejection struct {
 type admission struct {
 	input   int64 // input tokens charged
 	reserve int64 // output tokens reserved (ChargeReserved)
+	fast    bool  // charged to the fast-mode buckets
 }
 
-// admit checks whether a request of input tokens with maxTokens may start
-// at now, and charges it if so. On rejection nothing is charged, except one
-// request when chargeRejected is set.
-func (p *partition) admit(input, maxTokens int64, chargeRejected bool, now time.Time) (admission, *rejection) {
+// hasFast reports whether p has fast-mode limits of its own.
+func (p *partition) hasFast() bool { return p.fin != nil || p.fout != nil }
+
+// tokenBuckets returns the input and output buckets a request draws on:
+// the fast-mode ones for a fast request when p has them.
+func (p *partition) tokenBuckets(fast bool) (in, out *bucket) {
+	if fast && p.hasFast() {
+		return p.fin, p.fout
+	}
+	return p.in, p.out
+}
+
+// admit checks whether a request of input tokens with maxTokens (in fast
+// mode when fast) may start at now, and charges it if so. On rejection
+// nothing is charged, except one request when chargeRejected is set.
+func (p *partition) admit(input, maxTokens int64, fast, chargeRejected bool, now time.Time) (admission, *rejection) {
+	fast = fast && p.hasFast()
+	in, out := p.tokenBuckets(fast)
 	var reserve int64
 	if p.charge == ChargeReserved {
 		reserve = maxTokens
@@ -89,7 +107,7 @@ func (p *partition) admit(input, maxTokens int64, chargeRejected bool, now time.
 		if p.charge == ChargeGenerated {
 			outNeed = 1 // the output bucket must not be empty
 		}
-		needs = append(needs, need{dimInput, p.in, input}, need{dimOutput, p.out, outNeed})
+		needs = append(needs, need{dimInput, in, input}, need{dimOutput, out, outNeed})
 	} else {
 		needs = append(needs, need{dimTokens, p.tok, input + reserve})
 	}
@@ -119,23 +137,23 @@ func (p *partition) admit(input, maxTokens int64, chargeRejected bool, now time.
 	if p.req != nil {
 		p.req.take(1, now)
 	}
-	if p.in != nil {
-		p.in.take(input, now)
+	if in != nil {
+		in.take(input, now)
 	}
-	if p.out != nil {
-		p.out.take(reserve, now)
+	if out != nil {
+		out.take(reserve, now)
 	}
 	if p.tok != nil {
 		p.tok.take(input+reserve, now)
 	}
 	p.stats.InputTokens += input
-	return admission{input: input, reserve: reserve}, nil
+	return admission{input: input, reserve: reserve, fast: fast}, nil
 }
 
 // settle charges the output tokens a request generated, net of what it
 // reserved: a reservation larger than the output is refunded.
 func (p *partition) settle(a admission, output int64, now time.Time) {
-	ob := p.out
+	_, ob := p.tokenBuckets(a.fast)
 	if p.provider != Anthropic {
 		ob = p.tok
 	}

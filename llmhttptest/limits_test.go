@@ -1,7 +1,9 @@
 package llmhttptest_test
 
 import (
+	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -361,4 +363,78 @@ func TestOutputModel(t *testing.T) {
 	if mean := float64(sum) / float64(len(a)); mean < 45 || mean > 55 {
 		t.Errorf("mean output %.1f, want about 50", mean)
 	}
+}
+
+// fastReq returns a Messages body in fast mode ("speed": "fast").
+func fastReq(model string, maxTokens int, text string) string {
+	b, _ := json.Marshal(map[string]any{
+		"model": model, "max_tokens": maxTokens, "speed": "fast",
+		"messages": []any{map[string]any{"role": "user", "content": text}},
+	})
+	return string(b)
+}
+
+// Fast mode draws on buckets of its own (FastITPM, FastOTPM), reported on
+// its answers as anthropic-fast-*: running out of them answers fast
+// requests with 429 while standard ones are still served, and standard
+// requests leave them untouched. Requests count in the one RPM.
+func TestAnthropicFastMode(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var fastSeen []bool
+		h := llmhttptest.NewHandler(llmhttptest.Config{
+			Anthropic: llmhttptest.Limits{RPM: 100, ITPM: 10_000, OTPM: 5_000, FastITPM: 1000, FastOTPM: 500},
+			Output: func(r llmhttptest.Request) int64 {
+				fastSeen = append(fastSeen, r.Fast)
+				return 10
+			},
+			TokenRounding: -1,
+		})
+		rt := h.Transport()
+		resp, b := do(t, rt, msgs, "k", fastReq("claude-test", 100, chars(600)))
+		wantStatus(t, resp, b, 200)
+		wantHeader(t, resp, "anthropic-fast-input-tokens-limit", "1000")
+		wantHeader(t, resp, "anthropic-fast-input-tokens-remaining", "400")
+		wantHeader(t, resp, "anthropic-fast-output-tokens-limit", "500")
+		wantHeader(t, resp, "anthropic-fast-output-tokens-remaining", "490")
+		wantHeader(t, resp, "anthropic-fast-input-tokens-reset", "2000-01-01T00:00:36Z") // 600 at 1000/min
+		wantHeader(t, resp, "anthropic-ratelimit-input-tokens-remaining", "10000")
+		wantHeader(t, resp, "anthropic-ratelimit-requests-remaining", "99")
+
+		resp, b = do(t, rt, msgs, "k", fastReq("claude-test", 100, chars(600)))
+		wantStatus(t, resp, b, 429)
+		wantHeader(t, resp, "retry-after", "12") // 200 tokens at 1000/min
+		wantHeader(t, resp, "anthropic-fast-input-tokens-remaining", "400")
+
+		resp, b = do(t, rt, msgs, "k", anthropicReq("claude-test", 100, chars(600), false))
+		wantStatus(t, resp, b, 200)
+		wantHeader(t, resp, "anthropic-ratelimit-input-tokens-remaining", "9400")
+		wantHeader(t, resp, "anthropic-ratelimit-requests-remaining", "98")
+		if got := resp.Header.Get("anthropic-fast-input-tokens-limit"); got != "" {
+			t.Errorf("a standard answer reports the fast bucket: %s", got)
+		}
+
+		time.Sleep(12 * time.Second)
+		resp, b = do(t, rt, msgs, "k", fastReq("claude-test", 100, chars(600)))
+		wantStatus(t, resp, b, 200)
+		wantHeader(t, resp, "anthropic-fast-input-tokens-remaining", "0")
+		if want := []bool{true, false, true}; !slices.Equal(fastSeen, want) {
+			t.Errorf("Request.Fast = %v, want %v", fastSeen, want)
+		}
+	})
+}
+
+// Without fast-mode limits, a fast request is served from the standard
+// pool and its answer reports no fast bucket.
+func TestAnthropicFastModeWithoutLimits(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := llmhttptest.NewHandler(llmhttptest.Config{
+			Anthropic:     llmhttptest.Limits{ITPM: 1000},
+			Output:        fixedOutput(10),
+			TokenRounding: -1,
+		})
+		resp, b := do(t, h.Transport(), msgs, "k", fastReq("claude-test", 100, chars(600)))
+		wantStatus(t, resp, b, 200)
+		wantHeader(t, resp, "anthropic-ratelimit-input-tokens-remaining", "400")
+		wantHeader(t, resp, "anthropic-fast-input-tokens-limit", "")
+	})
 }

@@ -52,6 +52,7 @@ type parsed struct {
 	includeUsage bool  // OpenAI stream_options.include_usage
 	maxTokens    int64 // 0 when absent
 	inputTokens  int64
+	fast         bool // Anthropic "speed": "fast"
 }
 
 type anthropicRequest struct {
@@ -64,6 +65,7 @@ type anthropicRequest struct {
 	System json.RawMessage `json:"system"`
 	Tools  json.RawMessage `json:"tools"`
 	Stream bool            `json:"stream"`
+	Speed  string          `json:"speed"`
 }
 
 // parseAnthropic decodes a Messages (or count_tokens, when counting is set)
@@ -94,7 +96,7 @@ func parseAnthropic(body []byte, counting bool) (parsed, *apiError) {
 		n += anthropicText(m.Content)
 	}
 	n += int64(utf8.RuneCount(req.Tools))
-	p := parsed{model: req.Model, stream: req.Stream, inputTokens: max((n+3)/4, 1)}
+	p := parsed{model: req.Model, stream: req.Stream, inputTokens: max((n+3)/4, 1), fast: req.Speed == "fast"}
 	if req.MaxTokens != nil {
 		p.maxTokens = *req.MaxTokens
 	}
