@@ -187,11 +187,19 @@ type BreakerSettings struct {
 }
 
 // BreakerKey returns the default circuit key of req: its scheme and host,
-// "|", and its model, as in "https://api.anthropic.com|claude-sonnet-4-5".
-// The credential is not part of it: outages are per endpoint and model, not
-// per API key.
+// "|", and its model, as in "https://api.anthropic.com|claude-sonnet-4-5",
+// followed by "|" and the lane for a request in one (see [LaneFast]): fast
+// mode overloads and recovers apart from the standard pool. The credential
+// is not part of it: outages are per endpoint and model, not per API key.
 func BreakerKey(req *http.Request) string {
-	p := infoOf(req).partition
+	return circuitKey(&infoOf(req).partition)
+}
+
+// circuitKey is BreakerKey for the partition p.
+func circuitKey(p *Partition) string {
+	if p.Lane != "" {
+		return p.Host + "|" + p.Model + "|" + p.Lane
+	}
 	return p.Host + "|" + p.Model
 }
 
@@ -576,7 +584,7 @@ func (b *Breaker) circuitOf(req *http.Request, info *requestInfo) *circuit {
 	if cr := r.circuit.Load(); cr != nil && cr.b == b && !cr.c.forgotten.Load() {
 		return cr.c
 	}
-	c := b.circuit(info.partition.Host+"|"+info.partition.Model, req, info)
+	c := b.circuit(circuitKey(&info.partition), req, info)
 	r.circuit.Store(&circuitRef{b: b, c: c})
 	return c
 }
@@ -599,7 +607,7 @@ func (b *Breaker) circuit(key string, req *http.Request, info *requestInfo) *cir
 	c := b.newCircuit(key)
 	if req != nil {
 		p := infoFor(req, info).partition
-		c.part = Partition{Host: p.Host, Model: p.Model}
+		c.part = Partition{Host: p.Host, Model: p.Model, Lane: p.Lane}
 	}
 	b.circuits.Store(key, c)
 	b.n++

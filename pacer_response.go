@@ -40,6 +40,7 @@ func (pp *pacerPart) finish(ctx context.Context, f *pflight, info *requestInfo, 
 	if err == nil && resp != nil {
 		status = resp.StatusCode
 		parseLimits(resp.Header, now, &lim)
+		laneLimits(pp.key.Lane, &lim)
 		if status >= 400 {
 			delay, hinted = ServerDelay(resp.Header, now)
 		}
@@ -139,6 +140,20 @@ func (pp *pacerPart) finish(ctx context.Context, f *pflight, info *requestInfo, 
 		resp.Body = b
 	}
 	return now
+}
+
+// laneLimits narrows lim, the limits of a response or the limits given up
+// front, to the pool of capacity a partition of lane draws on. In
+// [LaneFast], Anthropic's fast-mode token limits (anthropic-fast-*) take
+// the place of the standard input and output ones, and of the combined
+// one, which is the standard pool's; the request limit stays the key's.
+// A fast-mode answer without them (a model that fell back to standard
+// speed) is paced on the standard limits it reports.
+func laneLimits(lane string, lim *Limits) {
+	if lane != LaneFast || !lim.FastInputTokens.Known() && !lim.FastOutputTokens.Known() {
+		return
+	}
+	lim.InputTokens, lim.OutputTokens, lim.Tokens = lim.FastInputTokens, lim.FastOutputTokens, Limit{}
 }
 
 // slowFloor returns the least rate a slow-down cut may leave, in requests

@@ -37,6 +37,8 @@ type PacerSettings struct {
 	// limits, say. Of each Limit, Limit and Window (0: a minute; the prior
 	// the server's resets may overrule, see [Pacer]) are used,
 	// and Remaining when HasRemaining (otherwise the bucket starts full).
+	// In a partition of [LaneFast], FastInputTokens and FastOutputTokens,
+	// when set, stand for the input and output tokens.
 	// The server's headers take over each dimension they report. nil means
 	// none: until the first response the pacer lets traffic through.
 	Limits map[string]Limits
@@ -51,7 +53,7 @@ type PacerSettings struct {
 
 	// Partition names the partition of a request: the pacer keeps separate
 	// buckets, gate and queue for each. nil means [DefaultPartition]
-	// (scheme+host, credential fingerprint, model).
+	// (scheme+host, credential fingerprint, model, lane).
 	Partition func(*http.Request) Partition
 
 	// Classifier tells what each response means (a throttle, an overload,
@@ -222,7 +224,8 @@ type GateEvent struct {
 	Status int
 }
 
-// Pacer paces requests per partition (scheme+host, credential, model) so
+// Pacer paces requests per partition (scheme+host, credential, model, and
+// lane: Anthropic's fast mode has token limits of its own, see [LaneFast]) so
 // that they reach the provider at the rate its rate-limit headers allow,
 // and almost never hear 429 (design.md §4). For each partition it keeps:
 //
@@ -388,6 +391,7 @@ func (p *Pacer) partition(key Partition, provider Provider) *pacerPart {
 	} else {
 		upfront = p.s.Limits[""]
 	}
+	laneLimits(key.Lane, &upfront)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if pp := p.parts[key]; pp != nil {

@@ -51,7 +51,7 @@ func detectProvider(req *http.Request, apiKey string) Provider {
 }
 
 // A Partition names the unit llmhttp keeps state for: the pacer keeps one per
-// (Host, Credential, Model), the breaker one per (Host, Model).
+// (Host, Credential, Model, Lane), the breaker one per (Host, Model, Lane).
 type Partition struct {
 	// Host is the request's scheme and host, as in "https://api.anthropic.com".
 	Host string
@@ -61,10 +61,29 @@ type Partition struct {
 	// Model is the JSON body's top-level "model", or the deployment name in
 	// an Azure path; "" when there is none.
 	Model string
+	// Lane is the pool of capacity the request draws on within its model:
+	// "" for the standard one, [LaneFast] for Anthropic's fast mode.
+	Lane string
 }
 
-// String returns the partition as "host|credential|model", safe to log.
-func (p Partition) String() string { return p.Host + "|" + p.Credential + "|" + p.Model }
+// LaneFast is the [Partition.Lane] of an Anthropic request in fast mode
+// (a top-level "speed": "fast" in its body). Fast mode has token limits of
+// its own, separate from the model's standard ones, reported in the
+// anthropic-fast-{input,output}-tokens-* headers and enforced with 429s of
+// their own: its requests are paced against those limits, behind a gate
+// and a circuit of their own, so that running out of one pool never holds
+// back the other.
+const LaneFast = "fast"
+
+// String returns the partition as "host|credential|model", safe to log,
+// followed by "|" and the lane when there is one.
+func (p Partition) String() string {
+	s := p.Host + "|" + p.Credential + "|" + p.Model
+	if p.Lane != "" {
+		s += "|" + p.Lane
+	}
+	return s
+}
 
 // credential returns the raw credential of req: x-api-key, api-key (Azure)
 // or the Authorization header.
@@ -299,7 +318,8 @@ func (info *requestInfo) Value(key any) any {
 var _ context.Context = (*requestInfo)(nil)
 
 // DefaultPartition returns req's partition: scheme+host, the fingerprint of
-// its credential and its model.
+// its credential, its model and its lane ([LaneFast] for an Anthropic
+// request in fast mode).
 func DefaultPartition(req *http.Request) Partition { return infoOf(req).partition }
 
 // describe computes req's requestInfo. The body is read through GetBody, so
@@ -327,6 +347,9 @@ func describeInto(info *requestInfo, req *http.Request) *requestInfo {
 	if req.GetBody != nil && req.Body != nil && req.Body != http.NoBody {
 		if s, ok := describeBody(req); ok {
 			info.partition.Model = s.model
+			if s.fast && info.provider == ProviderAnthropic {
+				info.partition.Lane = LaneFast
+			}
 			info.stream = s.stream
 			info.maxTokens = s.maxTokens
 			info.inputTokens = s.inputTokens()

@@ -134,6 +134,8 @@ func refOf(p *Partition) *partRef {
 	h := uint64(uintptr(unsafe.Pointer(unsafe.StringData(p.Host))))
 	h = (h ^ uint64(uintptr(unsafe.Pointer(unsafe.StringData(p.Credential))))) * 0x9e3779b97f4a7c15
 	h = (h ^ uint64(uintptr(unsafe.Pointer(unsafe.StringData(p.Model))))) * 0x9e3779b97f4a7c15
+	// The lane is LaneFast or none: its length tells them apart.
+	h = (h ^ uint64(len(p.Lane))) * 0x9e3779b97f4a7c15
 	slot := &partRefs[h>>56] // refSlots = 256
 	if r := slot.Load(); r != nil && r.key == *p {
 		return r

@@ -18,6 +18,9 @@ type bodyScan struct {
 	model     string
 	stream    bool
 	maxTokens int64
+	// fast reports a top-level "speed": "fast": Anthropic's fast mode,
+	// whose token limits are separate from the model's standard ones.
+	fast bool
 	// textBytes is the length of every string value in the body (escapes
 	// as written), except base64 payloads and the top-level "model".
 	textBytes int64
@@ -126,7 +129,7 @@ func scanObject(b []byte, s *bodyScan, maxes *[3]int64) {
 				continue
 			}
 			switch {
-			case topValue && (string(key) == "model" || string(key) == "stream" || isMaxKey(key)):
+			case topValue && (string(key) == "model" || string(key) == "stream" || string(key) == "speed" || isMaxKey(key)):
 				scanTop(s, maxes, key, nil, str, true)
 			case isBlob(key, str):
 				s.blobs++
@@ -154,7 +157,8 @@ func scanObject(b []byte, s *bodyScan, maxes *[3]int64) {
 }
 
 // scanTop records the value of the top-level member key: lit is a number
-// or literal, str a string's contents; both nil for an object or array.
+// or literal, str a string's contents (isStr); both nil for an object or
+// array.
 func scanTop(s *bodyScan, maxes *[3]int64, key, lit, str []byte, isStr bool) {
 	switch string(key) {
 	case "model":
@@ -164,6 +168,8 @@ func scanTop(s *bodyScan, maxes *[3]int64, key, lit, str []byte, isStr bool) {
 		}
 	case "stream":
 		s.stream = string(lit) == "true"
+	case "speed":
+		s.fast = isStr && string(str) == "fast"
 	case "max_tokens":
 		maxes[0] = parseCount(lit)
 	case "max_completion_tokens":

@@ -121,13 +121,15 @@ func TestAzureDeployment(t *testing.T) {
 }
 
 // FuzzDescribe checks the body scan against encoding/json: no panic, and
-// for a valid JSON object the same top-level model, stream and max-token
-// fields.
+// for a valid JSON object the same top-level model, stream, speed and
+// max-token fields.
 func FuzzDescribe(f *testing.F) {
 	for _, s := range []string{
 		`{"model":"claude-x","max_tokens":1024,"messages":[{"role":"user","content":"hello"}]}`,
 		`{"messages":[{"role":"user","content":[{"type":"text","text":"hi"},{"type":"image_url","image_url":{"url":"data:image/png;base64,AAAA"}}]}],"model":"gpt","stream":true,"max_completion_tokens":5}`,
 		`{"model":"a\"b","stream":false,"max_output_tokens":1e2}`,
+		`{"model":"claude-opus-4-8","speed":"fast","max_tokens":9,"metadata":{"speed":"fast"}}`,
+		`{"speed":"fast","speed":"standard","model":"m"}`,
 		`{"model":{"nested":"x"},"max_tokens":[1]}`,
 		`{"a":{"b":{"c":[[[{"model":"deep"}]]]}},"model":"top"}`,
 		`{"model":"m"`, `[]`, `"str"`, `{"model":"\ud83d\ude00"}`, "{\"model\":\"\xff\"}",
@@ -160,6 +162,9 @@ func FuzzDescribe(f *testing.F) {
 		}
 		if want := string(top["stream"]) == "true"; s.stream != want {
 			t.Fatalf("stream %v, want %v, in %q", s.stream, want, body)
+		}
+		if want := string(top["speed"]) == `"fast"`; s.fast != want {
+			t.Fatalf("fast %v, want %v, in %q", s.fast, want, body)
 		}
 		var want int64
 		for _, k := range []string{"max_tokens", "max_completion_tokens", "max_output_tokens"} {

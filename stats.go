@@ -132,7 +132,7 @@ func (t *Transport) Stats() []PartitionStats {
 	if t.breaker != nil {
 		states := t.breaker.partitionStates()
 		for p, s := range byPart {
-			s.Breaker = states[Partition{Host: p.Host, Model: p.Model}]
+			s.Breaker = states[Partition{Host: p.Host, Model: p.Model, Lane: p.Lane}]
 		}
 	}
 	out := make([]PartitionStats, 0, len(byPart))

@@ -37,9 +37,10 @@ type keyCache struct {
 	m      sync.Map // llmhttp.Partition → *partKeys
 }
 
-// tag returns the hash-tagged name of partition p.
+// tag returns the hash-tagged name of partition p: host|credential|model,
+// and |lane for a lane of its own (see [llmhttp.Partition.String]).
 func (c *keyCache) tag(p llmhttp.Partition) string {
-	return "{" + c.prefix + "pacer:" + p.Host + "|" + p.Credential + "|" + p.Model + "}"
+	return "{" + c.prefix + "pacer:" + p.String() + "}"
 }
 
 func (c *keyCache) keys(p llmhttp.Partition) *partKeys {

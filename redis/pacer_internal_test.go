@@ -257,3 +257,19 @@ func TestReportNotRaisedWithoutDeclines(t *testing.T) {
 		assert.InDelta(t, 500, g.Levels[llmhttp.DimTokens], 1e-3)
 	})
 }
+
+// A fast-mode partition (Anthropic's own token limits for "speed": "fast")
+// keeps its buckets, gate and queue under keys of its own; a standard
+// partition's keys are unchanged by the lane field.
+func TestKeysPerLane(t *testing.T) {
+	c := &keyCache{prefix: "llmhttp:"}
+	std := llmhttp.Partition{Host: "https://api.anthropic.com", Credential: "ee6827de75b65095", Model: "claude-opus-4-8"}
+	fast := std
+	fast.Lane = llmhttp.LaneFast
+	assert.Equal(t, "{llmhttp:pacer:https://api.anthropic.com|ee6827de75b65095|claude-opus-4-8}", c.tag(std))
+	assert.Equal(t, "{llmhttp:pacer:https://api.anthropic.com|ee6827de75b65095|claude-opus-4-8|fast}", c.tag(fast))
+	ks, kf := c.keys(std), c.keys(fast)
+	for i := range ks {
+		assert.NotEqual(t, ks[i], kf[i])
+	}
+}
