@@ -22,8 +22,8 @@
 // [New] builds the recommended chain, outermost first:
 //
 //	Retry    owns attempts: classify → decide → wait → replay the body → try again
-//	Breaker  per host+model: fails fast on outages; never trips on throttles
-//	Pacer    per credential+model: gate, request and token buckets, concurrency, queue
+//	Breaker  per host+model(+lane): fails fast on outages; never trips on throttles
+//	Pacer    per credential+model(+lane): gate, request and token buckets, concurrency, queue
 //	base     http.DefaultTransport when nil; or otelhttp, a logging transport, …
 //
 // Retry is outermost so that every attempt is paced and counted by the
@@ -76,11 +76,13 @@
 // # Pacing
 //
 // A [Pacer] keeps, per [Partition] (scheme+host, a fingerprint of the API
-// key, model), token buckets for requests, input, output and combined tokens
-// like the provider's own, learned from the *-limit and *-reset headers and
-// resynchronised from *-remaining on every response. Each request is charged
-// an estimate before it is sent ([Estimator]; its text's characters / 4 by
-// default) and the estimate is corrected from the usage the responses report.
+// key, model, and lane: Anthropic's fast mode draws on token limits of its
+// own, [LaneFast]), token buckets for requests, input, output and combined
+// tokens like the provider's own, learned from the *-limit and *-reset
+// headers and resynchronised from *-remaining on every response. Each
+// request is charged an estimate before it is sent ([Estimator]; its text's
+// characters / 4 by default) and the estimate is corrected from the usage
+// the responses report.
 // A 429 closes the partition's gate until the server's time, so that every
 // caller waits behind it instead of discovering the 429 on its own, and the
 // waiters are released one by one. slow_down and overload answers lower the
