@@ -175,6 +175,59 @@ func BenchmarkLayersOverhead(b *testing.B) {
 	}
 }
 
+// BenchmarkLayersOverheadParallel breaks BenchmarkPacerOverheadPaired's
+// parallel case down by layer at 1 KiB: GOMAXPROCS goroutines send through
+// one bare RoundTripFunc and one New with the layers named (so each layer's
+// shared state, the partition's and the circuit's, is contended), each
+// interleaving the two and timing its own requests. added-ns is what the
+// configuration adds to a request's latency; less the "transport" row's,
+// what its layer adds under contention.
+func BenchmarkLayersOverheadParallel(b *testing.B) {
+	body := llmhttptest.ChatBody(1 << 10)
+	for _, c := range []struct {
+		name string
+		opts []llmhttp.Option
+	}{
+		{"transport", []llmhttp.Option{llmhttp.WithoutRetry(), llmhttp.WithoutBreaker(), llmhttp.WithoutPacing()}},
+		{"retry", []llmhttp.Option{llmhttp.WithoutBreaker(), llmhttp.WithoutPacing()}},
+		{"breaker", []llmhttp.Option{llmhttp.WithoutRetry(), llmhttp.WithoutPacing()}},
+		{"pacer", []llmhttp.Option{llmhttp.WithoutRetry(), llmhttp.WithoutBreaker()}},
+		{"llmhttp", []llmhttp.Option{}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			bare := llmhttptest.OKTransport()
+			full := llmhttp.New(llmhttptest.OKTransport(), c.opts...)
+			send := func(rt http.RoundTripper) time.Duration {
+				t := time.Now()
+				if err := llmhttptest.SendChat(rt, body); err != nil {
+					b.Error(err)
+				}
+				return time.Since(t)
+			}
+			var (
+				mu           sync.Mutex
+				dBare, dFull time.Duration
+			)
+			b.RunParallel(func(pb *testing.PB) {
+				var myBare, myFull time.Duration
+				for i := 0; pb.Next(); i++ {
+					if i%2 == 0 {
+						myBare += send(bare)
+						myFull += send(full)
+					} else {
+						myFull += send(full)
+						myBare += send(bare)
+					}
+				}
+				mu.Lock()
+				dBare, dFull = dBare+myBare, dFull+myFull
+				mu.Unlock()
+			})
+			b.ReportMetric(float64(dFull-dBare)/float64(b.N), "added-ns")
+		})
+	}
+}
+
 // BenchmarkPacerWorkload runs every workload of the issue (see
 // pcWorkloads) through llmhttp, a plain client (each request sent once) and
 // the SDKs' own retry loop, against llmhttptest, and reports per run:
