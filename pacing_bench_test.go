@@ -92,47 +92,9 @@ func BenchmarkPacerOverheadPaired(b *testing.B) {
 				mode = "parallel"
 			}
 			b.Run(fmt.Sprintf("%dKiB/%s", size>>10, mode), func(b *testing.B) {
-				body := llmhttptest.ChatBody(size)
-				bare := llmhttptest.OKTransport()
-				full := llmhttp.New(llmhttptest.OKTransport())
-				send := func(rt http.RoundTripper) time.Duration {
-					t := time.Now()
-					if err := llmhttptest.SendChat(rt, body); err != nil {
-						b.Error(err)
-					}
-					return time.Since(t)
-				}
-				// pair sends one request through each side, the full chain
-				// first on odd i, and adds their times to dBare and dFull.
-				pair := func(i int, dBare, dFull *time.Duration) {
-					if i%2 == 0 {
-						*dBare += send(bare)
-						*dFull += send(full)
-					} else {
-						*dFull += send(full)
-						*dBare += send(bare)
-					}
-				}
 				b.ReportAllocs()
-				var dBare, dFull time.Duration
-				if !par {
-					i := 0
-					for b.Loop() {
-						i++
-						pair(i, &dBare, &dFull)
-					}
-				} else {
-					var mu sync.Mutex
-					b.RunParallel(func(pb *testing.PB) {
-						var myBare, myFull time.Duration
-						for i := 1; pb.Next(); i++ {
-							pair(i, &myBare, &myFull)
-						}
-						mu.Lock()
-						dBare, dFull = dBare+myBare, dFull+myFull
-						mu.Unlock()
-					})
-				}
+				dBare, dFull := runPaired(b, llmhttptest.OKTransport(), llmhttp.New(llmhttptest.OKTransport()),
+					llmhttptest.ChatBody(size), par)
 				n := float64(b.N)
 				b.ReportMetric(float64(dBare)/n, "bare-ns")
 				b.ReportMetric(float64(dFull)/n, "llmhttp-ns")
@@ -140,6 +102,50 @@ func BenchmarkPacerOverheadPaired(b *testing.B) {
 			})
 		}
 	}
+}
+
+// runPaired sends b.N pairs of requests of body, one through bare and one
+// through full each, alternating which goes first, from one goroutine or
+// (par) from GOMAXPROCS goroutines at once, each timing its own requests;
+// it returns the total time of each side's requests.
+func runPaired(b *testing.B, bare, full http.RoundTripper, body []byte, par bool) (dBare, dFull time.Duration) {
+	send := func(rt http.RoundTripper) time.Duration {
+		t := time.Now()
+		if err := llmhttptest.SendChat(rt, body); err != nil {
+			b.Error(err)
+		}
+		return time.Since(t)
+	}
+	// pair sends one request through each side, the full chain first on
+	// odd i, and adds their times to db and df.
+	pair := func(i int, db, df *time.Duration) {
+		if i%2 == 0 {
+			*db += send(bare)
+			*df += send(full)
+		} else {
+			*df += send(full)
+			*db += send(bare)
+		}
+	}
+	if !par {
+		i := 0
+		for b.Loop() {
+			i++
+			pair(i, &dBare, &dFull)
+		}
+		return dBare, dFull
+	}
+	var mu sync.Mutex
+	b.RunParallel(func(pb *testing.PB) {
+		var myBare, myFull time.Duration
+		for i := 1; pb.Next(); i++ {
+			pair(i, &myBare, &myFull)
+		}
+		mu.Lock()
+		dBare, dFull = dBare+myBare, dFull+myFull
+		mu.Unlock()
+	})
+	return dBare, dFull
 }
 
 // BenchmarkLayersOverhead breaks BenchmarkPacerOverhead's full chain
@@ -195,34 +201,7 @@ func BenchmarkLayersOverheadParallel(b *testing.B) {
 		{"llmhttp", []llmhttp.Option{}},
 	} {
 		b.Run(c.name, func(b *testing.B) {
-			bare := llmhttptest.OKTransport()
-			full := llmhttp.New(llmhttptest.OKTransport(), c.opts...)
-			send := func(rt http.RoundTripper) time.Duration {
-				t := time.Now()
-				if err := llmhttptest.SendChat(rt, body); err != nil {
-					b.Error(err)
-				}
-				return time.Since(t)
-			}
-			var (
-				mu           sync.Mutex
-				dBare, dFull time.Duration
-			)
-			b.RunParallel(func(pb *testing.PB) {
-				var myBare, myFull time.Duration
-				for i := 0; pb.Next(); i++ {
-					if i%2 == 0 {
-						myBare += send(bare)
-						myFull += send(full)
-					} else {
-						myFull += send(full)
-						myBare += send(bare)
-					}
-				}
-				mu.Lock()
-				dBare, dFull = dBare+myBare, dFull+myFull
-				mu.Unlock()
-			})
+			dBare, dFull := runPaired(b, llmhttptest.OKTransport(), llmhttp.New(llmhttptest.OKTransport(), c.opts...), body, true)
 			b.ReportMetric(float64(dFull-dBare)/float64(b.N), "added-ns")
 		})
 	}
