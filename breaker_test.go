@@ -104,12 +104,17 @@ const (
 
 // bkReq is an Anthropic Messages request to host for model.
 func bkReq(ctx context.Context, host, model string) *http.Request {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, host+"/v1/messages",
-		strings.NewReader(`{"model":"`+model+`","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}`))
+	return anthropicReq(ctx, host, "sk-ant-secret",
+		`{"model":"`+model+`","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}`)
+}
+
+// anthropicReq is an Anthropic Messages request to host with key and body.
+func anthropicReq(ctx context.Context, host, key, body string) *http.Request {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, host+"/v1/messages", strings.NewReader(body))
 	if err != nil {
 		panic(err)
 	}
-	req.Header.Set("X-Api-Key", "sk-ant-secret")
+	req.Header.Set("X-Api-Key", key)
 	req.Header.Set("Anthropic-Version", "2023-06-01")
 	req.Header.Set("Content-Type", "application/json")
 	return req

@@ -148,6 +148,21 @@ func runPaired(b *testing.B, bare, full http.RoundTripper, body []byte, par bool
 	return dBare, dFull
 }
 
+// benchLayers are the configurations the layer benchmarks compare: the
+// bare RoundTripFunc (nil options: no New at all), New without any layer,
+// New with one layer alone, and the whole chain.
+var benchLayers = []struct {
+	name string
+	opts []llmhttp.Option
+}{
+	{"bare", nil},
+	{"transport", []llmhttp.Option{llmhttp.WithoutRetry(), llmhttp.WithoutBreaker(), llmhttp.WithoutPacing()}},
+	{"retry", []llmhttp.Option{llmhttp.WithoutBreaker(), llmhttp.WithoutPacing()}},
+	{"breaker", []llmhttp.Option{llmhttp.WithoutRetry(), llmhttp.WithoutPacing()}},
+	{"pacer", []llmhttp.Option{llmhttp.WithoutRetry(), llmhttp.WithoutBreaker()}},
+	{"llmhttp", []llmhttp.Option{}},
+}
+
 // BenchmarkLayersOverhead breaks BenchmarkPacerOverhead's full chain
 // down by layer, serially at 1 KiB: "transport" is New without any layer
 // (the request description and the counters every layer shares), then New
@@ -155,17 +170,7 @@ func runPaired(b *testing.B, bare, full http.RoundTripper, body []byte, par bool
 // what that part adds.
 func BenchmarkLayersOverhead(b *testing.B) {
 	body := llmhttptest.ChatBody(1 << 10)
-	for _, c := range []struct {
-		name string
-		opts []llmhttp.Option
-	}{
-		{"bare", nil},
-		{"transport", []llmhttp.Option{llmhttp.WithoutRetry(), llmhttp.WithoutBreaker(), llmhttp.WithoutPacing()}},
-		{"retry", []llmhttp.Option{llmhttp.WithoutBreaker(), llmhttp.WithoutPacing()}},
-		{"breaker", []llmhttp.Option{llmhttp.WithoutRetry(), llmhttp.WithoutPacing()}},
-		{"pacer", []llmhttp.Option{llmhttp.WithoutRetry(), llmhttp.WithoutBreaker()}},
-		{"llmhttp", []llmhttp.Option{}},
-	} {
+	for _, c := range benchLayers {
 		b.Run(c.name, func(b *testing.B) {
 			var rt http.RoundTripper = llmhttptest.OKTransport()
 			if c.opts != nil {
@@ -190,16 +195,7 @@ func BenchmarkLayersOverhead(b *testing.B) {
 // what its layer adds under contention.
 func BenchmarkLayersOverheadParallel(b *testing.B) {
 	body := llmhttptest.ChatBody(1 << 10)
-	for _, c := range []struct {
-		name string
-		opts []llmhttp.Option
-	}{
-		{"transport", []llmhttp.Option{llmhttp.WithoutRetry(), llmhttp.WithoutBreaker(), llmhttp.WithoutPacing()}},
-		{"retry", []llmhttp.Option{llmhttp.WithoutBreaker(), llmhttp.WithoutPacing()}},
-		{"breaker", []llmhttp.Option{llmhttp.WithoutRetry(), llmhttp.WithoutPacing()}},
-		{"pacer", []llmhttp.Option{llmhttp.WithoutRetry(), llmhttp.WithoutBreaker()}},
-		{"llmhttp", []llmhttp.Option{}},
-	} {
+	for _, c := range benchLayers[1:] { // every configuration with New
 		b.Run(c.name, func(b *testing.B) {
 			dBare, dFull := runPaired(b, llmhttptest.OKTransport(), llmhttp.New(llmhttptest.OKTransport(), c.opts...), body, true)
 			b.ReportMetric(float64(dFull-dBare)/float64(b.N), "added-ns")

@@ -22,16 +22,8 @@ func laneReq(ctx context.Context, base, model string, input int, fast bool) *htt
 	if fast {
 		speed = `"speed":"fast",`
 	}
-	body := `{"model":"` + model + `","max_tokens":100,` + speed +
-		`"messages":[{"role":"user","content":"` + strings.Repeat("x", 4*input) + `"}]}`
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/messages", strings.NewReader(body))
-	if err != nil {
-		panic(err)
-	}
-	req.Header.Set("X-Api-Key", "sk-ant-lane")
-	req.Header.Set("Anthropic-Version", "2023-06-01")
-	req.Header.Set("Content-Type", "application/json")
-	return req
+	return anthropicReq(ctx, base, "sk-ant-lane", `{"model":"`+model+`","max_tokens":100,`+speed+
+		`"messages":[{"role":"user","content":"`+strings.Repeat("x", 4*input)+`"}]}`)
 }
 
 // A request in Anthropic's fast mode ("speed": "fast") is a partition of
