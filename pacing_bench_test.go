@@ -72,9 +72,13 @@ func BenchmarkPacerOverhead(b *testing.B) {
 // ±10–20 % from run to run; interleaved, both sides share the same heap,
 // GC cycles and neighbours, and the difference holds within a few percent.
 // Each side's time includes one clock read, which cancels in the
-// difference. "serial" sends from one goroutine; "parallel" from
-// GOMAXPROCS goroutines at once, all through the same two transports (so
-// the full chain's partition is contended), each timing its own requests.
+// difference. The modes (see pairMode): "serial" sends from one
+// goroutine; "parallel" from GOMAXPROCS goroutines at once, all through
+// the same two transports (so the full chain's partition is contended),
+// each timing its own requests; "private" is parallel with a bare and a
+// full chain of each goroutine's own, which share nothing: the control
+// that tells what running GOMAXPROCS goroutines at once costs a request
+// on this machine from what sharing the chain's state between them does.
 // It reports, per iteration:
 //
 //	bare-ns     one request through the bare RoundTripFunc
@@ -86,15 +90,11 @@ func BenchmarkPacerOverhead(b *testing.B) {
 // each request took.)
 func BenchmarkPacerOverheadPaired(b *testing.B) {
 	for _, size := range []int{1 << 10, 100 << 10} {
-		for _, par := range []bool{false, true} {
-			mode := "serial"
-			if par {
-				mode = "parallel"
-			}
+		for _, mode := range []pairMode{pairSerial, pairParallel, pairPrivate} {
 			b.Run(fmt.Sprintf("%dKiB/%s", size>>10, mode), func(b *testing.B) {
 				b.ReportAllocs()
-				dBare, dFull := runPaired(b, llmhttptest.OKTransport(), llmhttp.New(llmhttptest.OKTransport()),
-					llmhttptest.ChatBody(size), par)
+				dBare, dFull := runPaired(b, func() http.RoundTripper { return llmhttp.New(llmhttptest.OKTransport()) },
+					llmhttptest.ChatBody(size), mode)
 				n := float64(b.N)
 				b.ReportMetric(float64(dBare)/n, "bare-ns")
 				b.ReportMetric(float64(dFull)/n, "llmhttp-ns")
@@ -104,11 +104,22 @@ func BenchmarkPacerOverheadPaired(b *testing.B) {
 	}
 }
 
-// runPaired sends b.N pairs of requests of body, one through bare and one
-// through full each, alternating which goes first, from one goroutine or
-// (par) from GOMAXPROCS goroutines at once, each timing its own requests;
-// it returns the total time of each side's requests.
-func runPaired(b *testing.B, bare, full http.RoundTripper, body []byte, par bool) (dBare, dFull time.Duration) {
+// pairMode is how runPaired sends.
+type pairMode int
+
+const (
+	pairSerial   pairMode = iota // from one goroutine
+	pairParallel                 // from GOMAXPROCS goroutines, through one full chain
+	pairPrivate                  // from GOMAXPROCS goroutines, each through a full chain of its own
+)
+
+func (m pairMode) String() string { return [...]string{"serial", "parallel", "private"}[m] }
+
+// runPaired sends b.N pairs of requests of body, one through a bare
+// RoundTripFunc and one through a full chain (made by newFull) each,
+// alternating which goes first, as mode says, each goroutine timing its
+// own requests; it returns the total time of each side's requests.
+func runPaired(b *testing.B, newFull func() http.RoundTripper, body []byte, mode pairMode) (dBare, dFull time.Duration) {
 	send := func(rt http.RoundTripper) time.Duration {
 		t := time.Now()
 		if err := llmhttptest.SendChat(rt, body); err != nil {
@@ -118,7 +129,7 @@ func runPaired(b *testing.B, bare, full http.RoundTripper, body []byte, par bool
 	}
 	// pair sends one request through each side, the full chain first on
 	// odd i, and adds their times to db and df.
-	pair := func(i int, db, df *time.Duration) {
+	pair := func(i int, bare, full http.RoundTripper, db, df *time.Duration) {
 		if i%2 == 0 {
 			*db += send(bare)
 			*df += send(full)
@@ -127,19 +138,24 @@ func runPaired(b *testing.B, bare, full http.RoundTripper, body []byte, par bool
 			*db += send(bare)
 		}
 	}
-	if !par {
+	bare, full := llmhttptest.OKTransport(), newFull()
+	if mode == pairSerial {
 		i := 0
 		for b.Loop() {
 			i++
-			pair(i, &dBare, &dFull)
+			pair(i, bare, full, &dBare, &dFull)
 		}
 		return dBare, dFull
 	}
 	var mu sync.Mutex
 	b.RunParallel(func(pb *testing.PB) {
+		bare, full := bare, full
+		if mode == pairPrivate {
+			bare, full = llmhttptest.OKTransport(), newFull()
+		}
 		var myBare, myFull time.Duration
 		for i := 1; pb.Next(); i++ {
-			pair(i, &myBare, &myFull)
+			pair(i, bare, full, &myBare, &myFull)
 		}
 		mu.Lock()
 		dBare, dFull = dBare+myBare, dFull+myFull
@@ -188,18 +204,26 @@ func BenchmarkLayersOverhead(b *testing.B) {
 
 // BenchmarkLayersOverheadParallel breaks BenchmarkPacerOverheadPaired's
 // parallel case down by layer at 1 KiB: GOMAXPROCS goroutines send through
-// one bare RoundTripFunc and one New with the layers named (so each layer's
-// shared state, the partition's and the circuit's, is contended), each
-// interleaving the two and timing its own requests. added-ns is what the
-// configuration adds to a request's latency; less the "transport" row's,
-// what its layer adds under contention.
+// a bare RoundTripFunc and a New with the layers named, each interleaving
+// the two and timing its own requests; "shared" sends through one New (so
+// each layer's shared state, the partition's and the circuit's, is
+// contended), "private" through one New per goroutine (the control: no
+// state shared). added-ns is what the configuration adds to a request's
+// latency; shared less private, what sharing its state costs.
 func BenchmarkLayersOverheadParallel(b *testing.B) {
 	body := llmhttptest.ChatBody(1 << 10)
 	for _, c := range benchLayers[1:] { // every configuration with New
-		b.Run(c.name, func(b *testing.B) {
-			dBare, dFull := runPaired(b, llmhttptest.OKTransport(), llmhttp.New(llmhttptest.OKTransport(), c.opts...), body, true)
-			b.ReportMetric(float64(dFull-dBare)/float64(b.N), "added-ns")
-		})
+		for _, mode := range []pairMode{pairParallel, pairPrivate} {
+			name := c.name + "/shared"
+			if mode == pairPrivate {
+				name = c.name + "/private"
+			}
+			b.Run(name, func(b *testing.B) {
+				dBare, dFull := runPaired(b, func() http.RoundTripper { return llmhttp.New(llmhttptest.OKTransport(), c.opts...) },
+					body, mode)
+				b.ReportMetric(float64(dFull-dBare)/float64(b.N), "added-ns")
+			})
+		}
 	}
 }
 
