@@ -61,7 +61,8 @@ func TestDefaultPartitionFastLane(t *testing.T) {
 
 // laneRun sends fast and std requests of input tokens at once through a
 // transport built from opts to h, after one warm-up request of each kind
-// (so that both pools' limits are known), and returns the longest time a
+// (so that both pools' limits are known), the standard ones when every
+// fast one is answered or waiting, in a synctest bubble; it returns the longest time a
 // standard request took, the requests that did not end in a 200 and the
 // 429s the server sent.
 func laneRun(t *testing.T, h *llmhttptest.Handler, opts []llmhttp.Option, fast, std, input int) (stdMax time.Duration, failed int, throttled int64) {
@@ -79,6 +80,12 @@ func laneRun(t *testing.T, h *llmhttptest.Handler, opts []llmhttp.Option, fast, 
 	start := time.Now()
 	for i := range fast + std {
 		isFast := i < fast
+		if i == fast {
+			// The fast requests first, until each is answered or waits
+			// (fake time stands still meanwhile): the standard ones then
+			// find whatever the fast burst left, in any goroutine order.
+			synctest.Wait()
+		}
 		wg.Go(func() {
 			code, _, err := pcDo(t, rt, laneReq(t.Context(), "http://fake.test", "claude-x", input, isFast))
 			assert.NoError(t, err)
@@ -122,7 +129,12 @@ func TestPacerFastLane(t *testing.T) {
 		stdMax, failed, throttled := laneRun(t, h, []llmhttp.Option{llmhttp.WithPacer(p)}, fast, std, input)
 		t.Logf("lanes: %d failed, %d 429s, standard requests done within %v", failed, throttled, stdMax)
 		assert.Zero(t, failed, "failed requests")
-		assert.Zero(t, throttled, "429s")
+		// The burst's answers all arrive at one instant, in any order, and a
+		// report older than one applied already (it leaves out requests
+		// answered since) is believed by half like any higher report: in a
+		// few runs in a hundred that lets one fast request over the pool,
+		// its 429 retried. Paced as one partition, below, there are 67–77.
+		assert.LessOrEqual(t, throttled, int64(1), "429s")
 		assert.Less(t, stdMax, time.Second, "standard requests held back")
 
 		st := p.Stats()
@@ -138,7 +150,7 @@ func TestPacerFastLane(t *testing.T) {
 		assert.EqualValues(t, 200_000, byLane[""].InputTokens.Limit)
 		assert.EqualValues(t, 40_000, byLane[""].OutputTokens.Limit)
 		assert.EqualValues(t, 1000, byLane[llmhttp.LaneFast].Requests.Limit, "the request limit is the key's")
-		assert.EqualValues(t, fast+1, byLane[llmhttp.LaneFast].Sent)
+		assert.EqualValues(t, int64(fast+1)+throttled, byLane[llmhttp.LaneFast].Sent, "every fast request and retry")
 	})
 
 	synctest.Test(t, func(t *testing.T) {
